@@ -1,0 +1,114 @@
+"""The ``jhplatform`` command.
+
+``jhplatform devcluster`` runs the Kubernetes API emulator in the foreground.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from pathlib import Path
+
+SAMPLE_NAMESPACE = "jhub"
+
+
+def sample_manifests(namespace: str = SAMPLE_NAMESPACE, gpus: int = 4) -> list[dict]:
+    """A namespace like the platform runs in: PSS restricted enforced, with a GPU quota."""
+    return [
+        {
+            "kind": "Namespace",
+            "apiVersion": "v1",
+            "metadata": {
+                "name": namespace,
+                "labels": {
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            },
+        },
+        {
+            "kind": "ResourceQuota",
+            "apiVersion": "v1",
+            "metadata": {"name": "gpu-quota", "namespace": namespace},
+            "spec": {"hard": {"requests.nvidia.com/gpu": str(gpus)}},
+        },
+    ]
+
+
+def _devcluster_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "devcluster",
+        help="run the Kubernetes API emulator in the foreground",
+        description="Run the Kubernetes API emulator on loopback. When it is ready it writes a "
+        "kubeconfig pointing at itself and prints one line saying so. Stop it with Ctrl-C.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one (default: 0)")
+    p.add_argument("--kubeconfig", required=True, type=Path, help="where to write the kubeconfig")
+    p.add_argument("--state-dir", type=Path, default=None, help="where the process kubelet keeps volumes and logs")
+    p.add_argument(
+        "--nodes",
+        default=None,
+        help="node pool: a YAML/JSON file of Node manifests, or a spec such as "
+        "'cpu-x2:cpu=8,memory=32Gi;gpu-x1:cpu=16,memory=64Gi,nvidia.com/gpu=4,taint:nvidia.com/gpu=present:NoSchedule' "
+        "(default: two CPU nodes and two 4-GPU A100 nodes)",
+    )
+    p.add_argument("--kubelet", choices=("simulated", "process"), default="simulated", help="how pods run (default: simulated)")
+    p.add_argument("--seed", type=int, default=0, help="seed for fault injection (default: 0)")
+    p.add_argument(
+        "--sample",
+        action="store_true",
+        help=f"also create namespace '{SAMPLE_NAMESPACE}' with PSS restricted enforced and a 4-GPU ResourceQuota",
+    )
+    p.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
+
+
+async def _run_devcluster(args: argparse.Namespace) -> int:
+    from .devcluster.runtime import DevCluster
+
+    try:
+        server = DevCluster(nodes=args.nodes, kubelet=args.kubelet, state_dir=args.state_dir, seed=args.seed)
+    except (ValueError, OSError) as e:
+        print(f"jhplatform devcluster: {e}", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start(args.host, args.port)
+    except OSError as e:
+        print(f"jhplatform devcluster: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+        await server.stop()
+        return 2
+    try:
+        if args.sample:
+            server.apply(sample_manifests())
+        server.write_kubeconfig(args.kubeconfig, namespace=SAMPLE_NAMESPACE if args.sample else "default")
+        print(
+            f"devcluster ready at {server.url} (kubelet: {args.kubelet}); kubeconfig written to {args.kubeconfig}",
+            flush=True,
+        )
+        await stop.wait()
+    finally:
+        await server.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="jhplatform", description="jhplatform command-line tools")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _devcluster_parser(sub)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(args, "log_level", "WARNING").upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.command == "devcluster":
+        return asyncio.run(_run_devcluster(args))
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
