@@ -13,6 +13,7 @@ import asyncio
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,12 @@ from jhplatform.devcluster.runtime import DevCluster
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 CHP_BIN = REPO / ".venv" / "node_modules" / ".bin"
+
+# kubernetes_asyncio reads KUBECONFIG once, at import time, so it must point at the session
+# emulator's kubeconfig before any test module imports KubeSpawner.
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="jhplatform-tests-"))
+KUBECONFIG = SESSION_DIR / "kubeconfig"
+os.environ["KUBECONFIG"] = str(KUBECONFIG)
 
 # Processes the suite starts (hub, proxy, notebook servers) must find the venv's tools.
 os.environ["PATH"] = os.pathsep.join([str(VENV_BIN), str(CHP_BIN), os.environ.get("PATH", "")])
@@ -35,12 +42,10 @@ async def stop_kubespawner_reflectors() -> None:
 
 
 @pytest.fixture(scope="session")
-async def devcluster(tmp_path_factory):
-    state = tmp_path_factory.mktemp("devcluster")
-    server = DevCluster(state_dir=state / "state", kubelet="simulated")
+async def devcluster():
+    server = DevCluster(state_dir=SESSION_DIR / "state", kubelet="simulated")
     await server.start("127.0.0.1", 0)
-    kubeconfig = server.write_kubeconfig(state / "kubeconfig")
-    os.environ["KUBECONFIG"] = str(kubeconfig)
+    server.write_kubeconfig(KUBECONFIG)
     try:
         yield server
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from jupyterhub import orm
 from jupyterhub.objects import Hub
 from traitlets.config import Config
 
@@ -38,7 +39,7 @@ def make_spawner(spawner_class, *, user: str = "start", server_name: str = "", c
         config=cfg,
         hub=hub,
         user=FakeUser(user),
-        name=server_name,
+        orm_spawner=orm.Spawner(name=server_name),
         api_token="contract-test-token",
         oauth_client_id=f"jupyterhub-user-{user}",
         **kwargs,

@@ -283,7 +283,7 @@ def _strip_directives(value: Any) -> Any:
         return {
             k: _strip_directives(v)
             for k, v in value.items()
-            if k != _DIRECTIVE and k != _RETAIN_KEYS and not k.startswith(("$setElementOrder/", "$deleteFromPrimitiveList/"))
+            if k not in (_DIRECTIVE, _RETAIN_KEYS) and not k.startswith((_SET_ELEMENT_ORDER, _DELETE_FROM_PRIMITIVE))
         }
     if isinstance(value, list):
         return [_strip_directives(v) for v in value]

@@ -25,11 +25,11 @@ from jhplatform.quantity import Quantity
 
 from . import errors
 from .selectors import (
+    dns1123_subdomain_errors,
     go_quote,
     label_value_errors,
     max_len_error,
     qualified_name_errors,
-    dns1123_subdomain_errors,
     regex_error,
 )
 

@@ -84,7 +84,7 @@ async def test_request_sequence_matches_reference(cluster):
         path = path.replace("/namespaces/kubespawner-test/", "/namespaces/NS/").replace("/namespaces/default/", "/namespaces/NS/")
         return (method, path, "watch=True" in query)
 
-    spawner = make_spawner(KubeSpawner, config=fast({"storage_pvc_ensure": True}))
+    spawner = make_spawner(KubeSpawner, config=fast({"storage_pvc_ensure": True, "storage_capacity": "1Gi"}))
     await spawner.start()
     await spawner.stop()
     ours = {shape(r["method"], r["path_qs"]) for r in cluster.requests}
@@ -96,13 +96,17 @@ async def test_internal_ssl(cluster, tmp_path):
     from certipy import Certipy
 
     certipy = Certipy(store_dir=str(tmp_path))
-    certipy.create_ca("hub-ca")
-    certipy.create_ca("notebooks-ca")
-    pair = certipy.create_signed_pair("user-start", "notebooks-ca", hostnames=["localhost"])
+    hub_ca = certipy.create_ca("hub-ca")
+    notebooks_ca = certipy.create_ca("notebooks-ca")
+    pair = certipy.create_signed_pair("user-start", "notebooks-ca", alt_names=["DNS:localhost"])
     spawner = make_spawner(KubeSpawner, config=fast())
     spawner.internal_ssl = True
-    spawner.internal_trust_bundles = {"hub-ca": certipy.get("hub-ca").files.cert}
-    spawner.cert_paths = {"keyfile": pair.files.key, "certfile": pair.files.cert, "cafile": certipy.get("notebooks-ca").files.cert}
+    spawner.internal_trust_bundles = {"hub-ca": hub_ca["files"]["cert"]}
+    spawner.cert_paths = {
+        "keyfile": pair["files"]["key"],
+        "certfile": pair["files"]["cert"],
+        "cafile": notebooks_ca["files"]["cert"],
+    }
 
     assert await spawner.poll() == 1
     url = await spawner.start()
@@ -122,7 +126,7 @@ async def test_internal_ssl(cluster, tmp_path):
 
 
 async def test_named_server(cluster):
-    spawner = make_spawner(KubeSpawner, server_name="srv1", config=fast({"storage_pvc_ensure": True}))
+    spawner = make_spawner(KubeSpawner, server_name="srv1", config=fast({"storage_pvc_ensure": True, "storage_capacity": "1Gi"}))
     await lifecycle(spawner)
     names = [r["path_qs"] for r in cluster.requests if r["method"] == "POST"]
     assert "/api/v1/namespaces/default/pods" in names
@@ -132,7 +136,7 @@ async def test_named_server(cluster):
 
 async def test_user_namespaces(cluster):
     spawner = make_spawner(
-        KubeSpawner, config=fast({"enable_user_namespaces": True, "storage_pvc_ensure": True})
+        KubeSpawner, config=fast({"enable_user_namespaces": True, "storage_pvc_ensure": True, "storage_capacity": "1Gi"})
     )
     assert spawner.namespace == "user-start"
     await lifecycle(spawner)
@@ -233,7 +237,10 @@ async def test_gpu_pod_pending_when_pool_is_full(cluster):
     assert events, "the scheduler reports why the pod cannot be placed"
     assert events[-1]["type"] == "Warning"
     assert events[-1]["message"].startswith("0/4 nodes are available: ")
-    assert "2 Insufficient nvidia.com/gpu" in events[-1]["message"]
+    assert events[-1]["message"] == (
+        "0/4 nodes are available: 4 Insufficient nvidia.com/gpu. "
+        "preemption: 0/4 nodes are available: 4 No preemption victims found for incoming pod."
+    )
     pod = cluster.cluster.get("pods", "default", "jupyter-start")
     assert pod["status"]["phase"] == "Pending"
     assert "nodeName" not in pod["spec"]

@@ -219,6 +219,7 @@ QOS_CASES = [
     (_pod(GUARANTEED, init=[{"requests": {"cpu": "100m"}}]), "Burstable", "init-container-counts"),
     (_pod({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "500m", "memory": "1Gi"}}), "Burstable", "request-below-limit"),
     (_pod({"limits": {"cpu": "1"}, "requests": {"cpu": "1"}}), "Burstable", "cpu-only"),
+    (_pod({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "0", "memory": "1Gi"}}), "Burstable", "zero-request-under-limit"),
     (_pod({"requests": {"memory": "1Gi"}}), "Burstable", "request-only"),
     (_pod({"requests": {"cpu": "lots"}, "limits": {"cpu": "1"}}), "Burstable", "unparseable-ignored"),
 ]
