@@ -304,9 +304,18 @@ class Cluster:
         if resource != "pods":
             return
         # Pod spec is immutable apart from a few fields (ValidatePodUpdate).
-        mutable = ("containers", "initContainers", "activeDeadlineSeconds", "tolerations", "schedulingGates")
-        o = {k: v for k, v in (old.get("spec") or {}).items() if k not in mutable}
-        n = {k: v for k, v in (new.get("spec") or {}).items() if k not in mutable}
+        mutable = ("activeDeadlineSeconds", "tolerations", "schedulingGates")
+
+        def munged(spec: dict) -> dict:
+            # Only containers[*].image and initContainers[*].image may change within containers.
+            s = {k: v for k, v in spec.items() if k not in mutable}
+            for key in ("containers", "initContainers"):
+                if isinstance(s.get(key), list):
+                    s[key] = [{**c, "image": None} if isinstance(c, dict) else c for c in s[key]]
+            return s
+
+        o = munged(old.get("spec") or {})
+        n = munged(new.get("spec") or {})
         if o != n and not (not o.get("nodeName") and n.get("nodeName") and {**o, "nodeName": n["nodeName"]} == n):
             raise errors.invalid(
                 "pods",

@@ -312,14 +312,22 @@ class NamespaceController:
             for ns in self.cluster.store.list("namespaces"):
                 if ns["metadata"].get("deletionTimestamp"):
                     self._terminating.add(ns["metadata"]["name"])
+            due = set(self._terminating)
             while True:
-                for name in sorted(self._terminating):
+                for name in sorted(due):
                     self.sync(name)
                 change = await feed.next(self.retry_interval if self._terminating else None)
-                changes = ([change] if change is not None else []) + feed.drain()
-                for c in changes:
-                    if c.resource == "namespaces" and c.type != "DELETED" and c.obj["metadata"].get("deletionTimestamp"):
-                        self._terminating.add(c.obj["metadata"]["name"])
+                if change is None:  # periodic retry, for objects held by foreign finalizers
+                    due = set(self._terminating)
+                    continue
+                due = set()
+                for c in [change] + feed.drain():
+                    if c.resource == "namespaces":
+                        if c.type != "DELETED" and c.obj["metadata"].get("deletionTimestamp"):
+                            self._terminating.add(c.obj["metadata"]["name"])
+                            due.add(c.obj["metadata"]["name"])
+                    elif c.namespace in self._terminating:
+                        due.add(c.namespace)
         finally:
             feed.close()
 

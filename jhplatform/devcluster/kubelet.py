@@ -945,6 +945,7 @@ class Kubelet:
             await asyncio.sleep(min(self.retry_interval * 2 ** (attempts - 1), self.retry_interval * 30))
 
     async def _wait_config(self, rt: _PodRuntime, c: dict, kind: str) -> None:
+        last = None
         while True:
             b = self._behaviour(rt, c, kind)
             message = self._config_error(rt, c, b)
@@ -952,7 +953,9 @@ class Kubelet:
                 return
             st = rt.status_of(kind, c["name"])
             st.update(state=self._waiting("CreateContainerConfigError", message), ready=False, started=False)
-            self._event(rt, "Warning", "Failed", f"Error: {message}", kind=kind, container=c["name"])
+            if message != last:  # one event per distinct error, not one per retry
+                self._event(rt, "Warning", "Failed", f"Error: {message}", kind=kind, container=c["name"])
+                last = message
             self._publish(rt)
             await self._wait_wake(rt, self.retry_interval)
 

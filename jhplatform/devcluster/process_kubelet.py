@@ -93,11 +93,25 @@ def _killpg(pgid: int, sig: int) -> bool:
 
 
 def _group_alive(pgid: int) -> bool:
+    """Whether a process group still has a member that is not a zombie."""
     try:
         os.killpg(pgid, 0)
-        return True
     except (ProcessLookupError, PermissionError):
         return False
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # fields: state ppid pgrp ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != "Z":
+            return True
+    return False
 
 
 def _rmtree(path: Path, keep_suffix: str | None = None) -> None:
@@ -496,7 +510,10 @@ class ProcessKubelet(Kubelet):
             cwd = paths.local(working_dir) or pod_dir / "rootfs" / working_dir.lstrip("/")
         home_mount = paths.local("/home/jovyan")
         if "HOME" in env:
-            home = Path(env["HOME"]) if os.path.isabs(env["HOME"]) else pod_dir / "home"
+            home = Path(env["HOME"])
+            if not str(home).startswith(str(self.state_dir)):
+                # Not under a mount: it lives in the pod's own directory tree.
+                home = pod_dir / "rootfs" / env["HOME"].lstrip("/") if env["HOME"].strip("/") else pod_dir / "home"
         elif home_mount is not None:
             home = home_mount
         elif cwd is not None:

@@ -392,7 +392,7 @@ class Scheduler:
         self.delay = delay
         self.retry_interval = retry_interval
         self._seq = 0
-        self._order: dict[str, int] = {}  # pod uid -> arrival number
+        self._order: dict[str, tuple[int, int]] = {}  # pod uid -> (-priority, arrival number)
         self._active: dict[tuple[str, str], str] = {}  # pods to try next -> uid
         self._unschedulable: dict[tuple[str, str], tuple[str, float]] = {}  # -> (uid, failed at)
         self._gated: set[str] = set()  # uids that got their SchedulingGated condition
@@ -446,7 +446,8 @@ class Scheduler:
         uid = pod["metadata"]["uid"]
         if uid not in self._order:
             self._seq += 1
-            self._order[uid] = self._seq
+            # spec.priority is immutable, so the queue position is fixed on arrival.
+            self._order[uid] = (-((pod.get("spec") or {}).get("priority") or 0), self._seq)
 
     def _enqueue_existing(self) -> None:
         pods = sorted(
@@ -461,14 +462,7 @@ class Scheduler:
     def _pop_active(self) -> tuple[str, str] | None:
         if not self._active:
             return None
-        store = self.cluster.store
-
-        def rank(key: tuple[str, str]) -> tuple[int, int]:
-            pod = store.find("pods", *key)
-            priority = ((pod or {}).get("spec") or {}).get("priority") or 0
-            return (-priority, self._order.get(self._active[key], 0))
-
-        key = min(self._active, key=rank)
+        key = min(self._active, key=lambda k: self._order.get(self._active[k], (0, 0)))
         del self._active[key]
         return key
 

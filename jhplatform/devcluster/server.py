@@ -25,7 +25,18 @@ from .store import RESOURCES, dumps
 
 log = logging.getLogger("jhplatform.devcluster")
 
-KUBERNETES_VERSION = {"major": "1", "minor": "37", "gitVersion": "v1.37.0-jhplatform", "platform": "linux/amd64"}
+KUBERNETES_VERSION = {
+    "major": "1",
+    "minor": "37",
+    "gitVersion": "v1.37.0-jhplatform",
+    # The rest are required fields of the client's VersionInfo model (client-side validation).
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.25.0",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
 
 PATCH_TYPES = (
     "application/merge-patch+json",
@@ -139,6 +150,9 @@ class DevClusterServer:
         app.router.add_get("/api", self._api_versions)
         app.router.add_get("/apis", self._api_groups)
         app.router.add_get("/api/v1", self._api_resources)
+        # kubernetes_asyncio's discovery calls use a trailing slash (/version/, /api/, /api/v1/).
+        for path, handler in (("/version/", self._version), ("/api/", self._api_versions), ("/apis/", self._api_groups), ("/api/v1/", self._api_resources)):
+            app.router.add_get(path, handler)
         app.router.add_route("*", "/api/v1/{tail:.+}", self._resource)
         app.router.add_get("/_devcluster/faults", self._faults_get)
         app.router.add_post("/_devcluster/faults", self._faults_post)

@@ -6,7 +6,7 @@ details, version gates, check order and 403 message.  Pods are API-form dicts
 (camelCase, as ``kubectl get pod -o yaml`` prints them); any key may be missing or
 None and is then treated as unset, as a Go zero value would be.
 
-Contract: ``/work/shared/design/kube-emulator-spec.md`` section 3.
+The contract is the project's emulator spec, section 3 (Pod Security Standards).
 """
 
 from __future__ import annotations
