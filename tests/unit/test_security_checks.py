@@ -15,7 +15,7 @@ Aspects covered:
 
 import pytest
 
-from jhplatform.security import (
+from jhplatform.security.pss import (
     LATEST_VERSION, LEVELS, Violation, baseline_violations, evaluate, forbidden_message,
     join_quote, namespace_policy, parse_level, parse_version, pluralize, restricted_violations,
     violation_summary)
