@@ -190,6 +190,7 @@ class PlatformSpawner(KubeSpawner):
         # before the next spawn applies its own overrides.
         self._configured: dict[str, Any] = {}
         self._restored_this_spawn = False
+        self.unknown_override_keys: list[str] = []
 
     def _apply_overrides(self, spawner_override: dict):
         # JupyterHub's and KubeSpawner's _apply_overrides merge dict values *in place*, which
@@ -197,6 +198,13 @@ class PlatformSpawner(KubeSpawner):
         # request behind for the next profile. Give each overridden trait a private copy first.
         for key in spawner_override:
             if not self.has_trait(key):
+                # KubeSpawner would set a plain attribute and ignore it: a typo goes unnoticed.
+                self.log.warning(
+                    "Override sets %r, which is not a %s setting (misspelled?); it has no effect.",
+                    key,
+                    type(self).__name__,
+                )
+                self.unknown_override_keys.append(key)
                 continue
             if key not in self._configured:
                 self._configured[key] = copy.deepcopy(getattr(self, key))
@@ -204,6 +212,7 @@ class PlatformSpawner(KubeSpawner):
         super()._apply_overrides(spawner_override)
 
     def _restore_configured(self) -> None:
+        self.unknown_override_keys = []
         for key, value in self._configured.items():
             setattr(self, key, copy.deepcopy(value))
         self._configured.clear()
