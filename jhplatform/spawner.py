@@ -23,7 +23,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from kubespawner import KubeSpawner
-from traitlets import Bool, Callable, Enum, List, Unicode, default, validate
+from traitlets import Bool, Callable, Enum, List, TraitError, Unicode, default, validate
 
 from .security import HardeningPolicy, explain, harden, restricted_violations
 from .security.harden import hints
@@ -209,7 +209,11 @@ class PlatformSpawner(KubeSpawner):
             if key not in self._configured:
                 self._configured[key] = copy.deepcopy(getattr(self, key))
             setattr(self, key, copy.deepcopy(getattr(self, key)))
-        super()._apply_overrides(spawner_override)
+        for key, value in spawner_override.items():
+            try:
+                super()._apply_overrides({key: value})
+            except TraitError as e:
+                raise TraitError(f"override of {type(self).__name__}.{key}: {e}") from e
 
     def _restore_configured(self) -> None:
         self.unknown_override_keys = []
