@@ -26,7 +26,7 @@ from kubespawner import KubeSpawner
 from doubles import make_spawner
 from helpers import wait_for
 
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "kubespawner-requests"
+REFERENCE = Path(__file__).resolve().parents[1] / "data" / "kubespawner-requests"
 
 PSA_403 = (
     'pods "jupyter-start" is forbidden: violates PodSecurity "restricted:latest": '
