@@ -254,6 +254,10 @@ class DevClusterServer:
             entry.update(verb=verb, resource=resource, namespace=ns, name=name, subresource=sub)
             fault = self.faults.pick(verb, resource, ns, name)
             if fault is not None:
+                if fault.latency or fault.hang:
+                    # Buffer the body first: aiohttp drops an unread body when a client that
+                    # gave up disconnects, and a delayed request must still be served after.
+                    await request.read()
                 if fault.latency:
                     await asyncio.sleep(fault.latency)
                 if fault.hang:
