@@ -33,7 +33,7 @@ import fnmatch
 import hashlib
 import logging
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from .store import Change, now_rfc3339
@@ -1255,6 +1255,13 @@ class Kubelet:
     def logs(self, namespace: str, name: str, container: str | None = None) -> str:
         """Container output (only the process kubelet has any)."""
         return ""
+
+    def pids(self) -> list[int]:
+        """Process ids of running containers (the simulated kubelet runs none)."""
+        return []
+
+    def pids_for(self, pod: dict | tuple[str, str]) -> list[int]:
+        return []
 
 
 __all__ = ["ANNOTATIONS", "ANNOTATION_PREFIX", "Behaviour", "Kubelet", "annotation_effects", "go_duration", "image_id"]

@@ -9,13 +9,17 @@ answers:
   ``127.0.0.1``) as ``podIP`` and ``hostIP``. ``0.0.0.0`` in env values and args becomes that
   address; ports are kept, so the notebook listens on ``<podIP>:8888``.
 - **Command.** ``command + args`` (``command`` replaces the image entrypoint, which does not
-  exist here). The executable is looked up in ``python_bin_dir`` (default: the directory of
+  exist here); with neither, the image's CMD from ``image_commands`` (Jupyter images:
+  ``jupyterhub-singleuser``, which is what KubeSpawner's default ``cmd=None`` runs). The
+  executable is looked up in ``python_bin_dir`` (default: the directory of
   ``sys.executable``), then ``PATH``. A missing executable leaves the container waiting in
-  ``RunContainerError`` with a ``Warning Failed`` event. Containers with neither command nor
-  args are simulated.
+  ``RunContainerError`` with a ``Warning Failed`` event. Containers with no command, no args
+  and an unknown image are simulated.
 - **Environment.** ``env`` values, ``valueFrom`` (fieldRef, secretKeyRef, configMapKeyRef,
   resourceFieldRef), ``envFrom``, ``$(VAR)`` expansion; ``PATH`` comes from the emulator's
-  environment with ``python_bin_dir`` first; ``HOME`` is set (see below).
+  environment with ``python_bin_dir`` first; ``HOME`` is set (see below). When the emulator
+  runs as root, ``JUPYTER_CONFIG_PATH`` gains a directory that sets ``allow_root`` (notebook
+  images run as ``jovyan``; jupyter_server refuses root otherwise).
 - **Filesystem.** Each ``volumeMounts[].mountPath`` maps to a local directory under
   ``state_dir``: PVC claims → ``volumes/<namespace>/<claimName>`` (kept when the pod goes,
   removed with the claim), emptyDir → ``pods/<ns>/<pod>-<uid>/emptydir/<volume>``, secrets,
@@ -54,11 +58,20 @@ from decimal import Decimal, ROUND_CEILING
 from pathlib import Path
 from typing import Any
 
-from .kubelet import Kubelet, _Effective, _PodGone, _PodRuntime, _StartError
+from .kubelet import Kubelet, _Effective, _PodRuntime, _StartError
 
 log = logging.getLogger("jhplatform.devcluster.process_kubelet")
 
 POLL_INTERVAL = 0.05
+
+#: The image ``CMD`` used when a container sets neither ``command`` nor ``args`` (KubeSpawner's
+#: default ``cmd=None`` means "the image's CMD"), by substring of the image name. The Jupyter
+#: images start ``jupyterhub-singleuser`` when spawned by JupyterHub.
+DEFAULT_IMAGE_COMMANDS: dict[str, list[str]] = {
+    "jupyterhub/singleuser": ["jupyterhub-singleuser"],
+    "jupyterhub/k8s-singleuser-sample": ["jupyterhub-singleuser"],
+    "jupyter/": ["jupyterhub-singleuser"],
+}
 
 # Every process group started by any ProcessKubelet in this interpreter, for the atexit hook.
 _LIVE: dict[int, subprocess.Popen] = {}
@@ -78,6 +91,28 @@ def _kill_everything_at_exit() -> None:
 
 
 atexit.register(_kill_everything_at_exit)
+
+
+def _parent_death_signal():
+    """A ``preexec_fn`` that makes Linux SIGKILL the container process if the emulator dies
+    without running its atexit hook (SIGKILL, a crash); None where unsupported."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+    return preexec
+
+
+_PREEXEC = _parent_death_signal()
 
 
 def _exit_code(returncode: int) -> int:
@@ -201,10 +236,19 @@ class ProcessKubelet(Kubelet):
         As for :class:`Kubelet` (``step_delay``, ``restart_backoff`` …).
     """
 
-    def __init__(self, cluster: Any, *, state_dir: Path | str, python_bin_dir: Path | str | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        cluster: Any,
+        *,
+        state_dir: Path | str,
+        python_bin_dir: Path | str | None = None,
+        image_commands: dict[str, list[str]] | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(cluster, **kwargs)
         self.state_dir = Path(state_dir).resolve()
         self.python_bin_dir = Path(python_bin_dir) if python_bin_dir else Path(sys.executable).parent
+        self.image_commands = dict(DEFAULT_IMAGE_COMMANDS if image_commands is None else image_commands)
         self._procs: dict[int, subprocess.Popen] = {}
 
     # -- addresses ---------------------------------------------------------------------------
@@ -493,6 +537,9 @@ class ProcessKubelet(Kubelet):
         """argv, environment and cwd of a container, or None if it has no command to run."""
         argv = [str(a) for a in (c.get("command") or [])] + [str(a) for a in (c.get("args") or [])]
         if not argv:
+            image = c.get("image") or ""
+            argv = next((list(cmd) for key, cmd in self.image_commands.items() if key in image), [])
+        if not argv:
             return None
         pod = self._current(rt)
         paths = self._path_map(rt, c)
@@ -531,6 +578,12 @@ class ProcessKubelet(Kubelet):
         base.update(env)
         base["HOME"] = str(home)
         base["PATH"] = os.pathsep.join([str(self.python_bin_dir), os.environ.get("PATH", os.defpath)])
+        if hasattr(os, "geteuid") and os.geteuid() == 0:
+            # Notebook images run as jovyan; here the process would be root, which jupyter_server
+            # refuses. Allow it through an extra config directory, as a container user would not
+            # need it.
+            extra = self._root_jupyter_config()
+            base["JUPYTER_CONFIG_PATH"] = os.pathsep.join([p for p in (str(extra), base.get("JUPYTER_CONFIG_PATH", "")) if p])
         exe = self._resolve_executable(argv[0], paths)
         if exe is None:
             raise _StartError(
@@ -539,6 +592,15 @@ class ProcessKubelet(Kubelet):
             )
         argv[0] = exe
         return argv, base, cwd
+
+    def _root_jupyter_config(self) -> Path:
+        directory = self.state_dir / "jupyter-config"
+        if not (directory / "jupyter_server_config.json").exists():
+            directory.mkdir(parents=True, exist_ok=True)
+            allow = '{"ServerApp": {"allow_root": true}, "NotebookApp": {"allow_root": true}}\n'
+            (directory / "jupyter_server_config.json").write_text(allow)
+            (directory / "jupyter_notebook_config.json").write_text(allow)
+        return directory
 
     # -- container hooks ---------------------------------------------------------------------
 
@@ -573,6 +635,7 @@ class ProcessKubelet(Kubelet):
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
+                    preexec_fn=_PREEXEC,
                 )
         except OSError as exc:
             raise _StartError("RunContainerError", f'failed to start container "{name}": {exc}') from exc
@@ -815,6 +878,16 @@ class ProcessKubelet(Kubelet):
     def pids(self) -> list[int]:
         """Process ids of the container processes currently running."""
         return [pid for pid, p in self._procs.items() if p.poll() is None]
+
+    def pids_for(self, pod: dict | tuple[str, str]) -> list[int]:
+        """Process ids of the running container processes of one pod (a dict or (ns, name))."""
+        if isinstance(pod, tuple):
+            rt = self.runtime(*pod)
+        else:
+            rt = self.pods.get(pod["metadata"].get("uid", "")) or self.runtime(pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if rt is None:
+            return []
+        return [p.pid for p in self._procs_of(rt).values() if p.poll() is None]
 
     def logs(self, namespace: str, name: str, container: str | None = None) -> str:
         rt = self.runtime(namespace, name)

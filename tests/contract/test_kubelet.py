@@ -7,7 +7,8 @@ We test these aspects:
   container status keys, imageID/containerID formats, unique pod IPs);
 - the kubelet's legacy events: order Pulling/Pulled/Created/Started, their fields (source,
   fieldPath, timestamps, count) and the "already present" pull for a cached image;
-- init containers run to completion before the main container, with their own statuses;
+- init containers run to completion before the main container, with their own statuses; a
+  failing init container fails the pod (Never) or crash-loops with the pod Pending (OnFailure);
 - graceful deletion: MODIFIED (deletionTimestamp) -> Killing event -> one MODIFIED with a
   terminal phase and terminated containers (143, or 0 for a container that had already
   exited) -> DELETED; SIGKILL (137) when a container outlives the grace period; grace 0 deletes
@@ -80,6 +81,17 @@ class Env:
             },
         }
         return self.cluster.create("pods", "ns", body)
+
+    def notebook(self, name: str) -> dict:
+        """The notebook container's status ({} before the kubelet wrote one)."""
+        pod = self.pod(name)
+        for cs in ((pod or {}).get("status") or {}).get("containerStatuses") or []:
+            if cs["name"] == "notebook":
+                return cs
+        return {}
+
+    def waiting_reason(self, name: str) -> str | None:
+        return ((self.notebook(name).get("state") or {}).get("waiting") or {}).get("reason")
 
     async def running(self, name: str) -> dict:
         return await wait_for(lambda: (p := self.pod(name)) is not None and is_pod_running(p) and p, message=f"{name} running")
@@ -260,6 +272,28 @@ async def test_init_containers_complete_before_the_main_container(env):
     assert all(p == "spec.containers{notebook}" for _, p in paths[4:])
 
 
+@pytest.mark.parametrize("policy", ["Never", "OnFailure"])
+async def test_failing_init_container(env, policy):
+    env.kubelet.add_behaviour(name="bad-init", container="setup", exit_code=1, exit_after=0.05)
+    env.create("bad-init", restart_policy=policy, initContainers=[{"name": "setup", "image": "busybox:1.36"}])
+
+    def setup_status():
+        statuses = (env.pod("bad-init")["status"].get("initContainerStatuses")) or [{}]
+        return statuses[0]
+
+    if policy == "Never":
+        pod = await env.phase("bad-init", "Failed")
+        assert setup_status()["state"]["terminated"]["exitCode"] == 1
+    else:
+        await wait_for(lambda: setup_status().get("restartCount") == 1, message="init restart")
+        pod = env.pod("bad-init")
+        assert setup_status()["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+        assert pod["status"]["phase"] == "Pending"
+    assert env.notebook("bad-init")["state"] == {"waiting": {"reason": "PodInitializing"}}
+    assert conditions(pod)["Initialized"]["status"] == "False"
+    assert not [e for e in env.events("bad-init") if e["involvedObject"]["fieldPath"] == "spec.containers{notebook}"]
+
+
 # -- deletion -------------------------------------------------------------------------------
 
 
@@ -380,7 +414,8 @@ async def test_container_exit_without_restart(env, policy, code, phase):
 async def test_container_exit_with_restart_goes_to_crashloopbackoff(env, policy, code):
     pod = env.create("crash", restart_policy=policy, annotations={ANNOTATION_PREFIX + "exit-code": str(code), ANNOTATION_PREFIX + "exit-after": "0.1"})
     ref = f"crash_ns({pod['metadata']['uid']})"
-    pod = await wait_for(lambda: (p := env.pod("crash")) and notebook(p)["restartCount"] == 1 and p if p["status"].get("containerStatuses") else None)
+    await wait_for(lambda: env.notebook("crash").get("restartCount") == 1, message="first restart")
+    pod = env.pod("crash")
     cs = notebook(pod)
     assert cs["state"] == {
         "waiting": {"reason": "CrashLoopBackOff", "message": f"back-off 10s restarting failed container=notebook pod={ref}"}
@@ -395,8 +430,9 @@ async def test_container_exit_with_restart_goes_to_crashloopbackoff(env, policy,
     assert backoff and backoff[0]["type"] == "Warning"
     assert backoff[0]["message"] == f"Back-off restarting failed container notebook in pod {ref}"
     # After the (scaled) back-off it runs again, then crashes again with a doubled back-off.
-    await wait_for(lambda: "running" in notebook(env.pod("crash"))["state"], message="restarted")
-    pod = await wait_for(lambda: (p := env.pod("crash")) and notebook(p)["restartCount"] == 2 and p)
+    await wait_for(lambda: "running" in (env.notebook("crash").get("state") or {}), message="restarted")
+    await wait_for(lambda: env.notebook("crash").get("restartCount") == 2, message="second restart")
+    pod = env.pod("crash")
     assert notebook(pod)["state"]["waiting"]["message"].startswith("back-off 20s restarting failed container=notebook")
     started = [e for e in env.events("crash") if e["reason"] == "Started"]
     assert len(started) >= 2
@@ -409,10 +445,12 @@ async def test_image_pull_error_then_recovery(env):
     image = "registry.example/broken:1"
     fault = env.kubelet.add_behaviour(Behaviour(image="broken", pull_error="manifest unknown"))
     env.create("pull", containers=[{"name": "notebook", "image": image}])
-    pod = await wait_for(lambda: (p := env.pod("pull"))["status"].get("containerStatuses") and notebook(p)["state"].get("waiting", {}).get("reason") == "ErrImagePull" and p)
+    await wait_for(lambda: env.waiting_reason("pull") == "ErrImagePull", message="ErrImagePull")
+    pod = env.pod("pull")
     assert notebook(pod)["state"]["waiting"]["message"] == "manifest unknown"
     assert pod["status"]["phase"] == "Pending"
-    pod = await wait_for(lambda: (p := env.pod("pull")) and notebook(p)["state"].get("waiting", {}).get("reason") == "ImagePullBackOff" and p)
+    await wait_for(lambda: env.waiting_reason("pull") == "ImagePullBackOff", message="ImagePullBackOff")
+    pod = env.pod("pull")
     assert notebook(pod)["state"]["waiting"]["message"] == f'Back-off pulling image "{image}"'
     assert pod["status"]["phase"] == "Pending"
     assert kubespawner_poll(pod) is None
@@ -430,13 +468,15 @@ async def test_image_pull_error_then_recovery(env):
 
 async def test_pull_error_annotation_uses_a_default_message(env):
     env.create("pull-ann", annotations={ANNOTATION_PREFIX + "pull-error": "true"})
-    pod = await wait_for(lambda: (p := env.pod("pull-ann"))["status"].get("containerStatuses") and notebook(p)["state"].get("waiting", {}).get("reason") == "ErrImagePull" and p)
+    await wait_for(lambda: env.waiting_reason("pull-ann") == "ErrImagePull", message="ErrImagePull")
+    pod = env.pod("pull-ann")
     assert f'failed to pull and unpack image "{IMAGE}"' in notebook(pod)["state"]["waiting"]["message"]
 
 
 async def test_config_error_and_never_ready(env):
     env.create("config", annotations={ANNOTATION_PREFIX + "config-error": "secret \"x\" not found"})
-    pod = await wait_for(lambda: (p := env.pod("config"))["status"].get("containerStatuses") and "CreateContainerConfigError" == notebook(p)["state"].get("waiting", {}).get("reason") and p)
+    await wait_for(lambda: env.waiting_reason("config") == "CreateContainerConfigError", message="config error")
+    pod = env.pod("config")
     assert notebook(pod)["state"]["waiting"]["message"] == 'secret "x" not found'
     assert pod["status"]["phase"] == "Pending"
     assert ("Warning", "Failed", 'Error: secret "x" not found') in [(e["type"], e["reason"], e["message"]) for e in env.events("config")]
@@ -455,7 +495,8 @@ async def test_missing_env_secret_is_a_config_error_until_it_exists(env):
         "envsecret",
         containers=[{"name": "notebook", "image": IMAGE, "env": [{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "tok", "key": "t"}}}]}],
     )
-    pod = await wait_for(lambda: (p := env.pod("envsecret"))["status"].get("containerStatuses") and notebook(p)["state"].get("waiting", {}).get("reason") == "CreateContainerConfigError" and p)
+    await wait_for(lambda: env.waiting_reason("envsecret") == "CreateContainerConfigError", message="config error")
+    pod = env.pod("envsecret")
     assert notebook(pod)["state"]["waiting"]["message"] == 'secret "tok" not found'
     env.cluster.create("secrets", "ns", {"metadata": {"name": "tok"}, "data": {"t": base64.b64encode(b"x").decode()}})
     await env.running("envsecret")
