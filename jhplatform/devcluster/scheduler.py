@@ -9,7 +9,8 @@ rejects a node:
 
 Claims are checked first, for all nodes at once (the VolumeRestrictions/VolumeBinding
 pre-filters): a missing or deleting claim makes every node infeasible. The feasible node with
-the most free cpu wins, ties broken by name. A pod that fits nowhere gets ``PodScheduled=False``
+the most free cpu wins (a container without a cpu request counts as 100m, as in scoring
+upstream), ties broken by name. A pod that fits nowhere gets ``PodScheduled=False``
 with the FitError text and a ``FailedScheduling`` event, and is retried when a change could
 make it fit (a pod freed resources, a node or claim appeared or changed) or after
 ``retry_interval`` seconds.
@@ -297,6 +298,10 @@ def fit_error(
 
     ``node_reasons`` maps each node to (reasons, resolvable). With a pre-filter failure the
     message names it instead of per-node reasons, and preemption can help no node.
+
+    The text ends in a single period, as kube-emulator-spec §2.3 shows it. Upstream appears to
+    wrap the already period-terminated preemption message in ``" %v."`` once more (so real
+    clusters likely print ``...incoming pod..``); unverified, and nothing here parses it.
     """
     head = f"0/{num_nodes} nodes are available:"
     if pre_filter_msg:

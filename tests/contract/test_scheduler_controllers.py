@@ -111,6 +111,16 @@ async def unschedulable(cluster: Cluster, name: str) -> str:
     return await wait_for(message, timeout=5, message=f"{name} unschedulable")
 
 
+async def bound(cluster: Cluster, name: str) -> dict:
+    """Wait until the claim is Bound; return it."""
+
+    def claim():
+        c = cluster.get("persistentvolumeclaims", NS, name)
+        return c["status"]["phase"] == "Bound" and c
+
+    return await wait_for(claim, timeout=5, message=f"{name} bound")
+
+
 async def gone(cluster: Cluster, resource: str, name: str, namespace: str = NS) -> None:
     await wait_for(lambda: cluster.store.find(resource, namespace, name) is None, timeout=5, message=f"{name} removed")
 
@@ -332,60 +342,78 @@ def failure(*reasons: str, resolvable: int = 0) -> str:
     return f"{head} preemption: 0/{n} nodes are available: {', '.join(sorted(preemption))}."
 
 
+def tolerant(**spec) -> dict:
+    """A pod spec that tolerates the GPU taint, so only the rule under test decides."""
+    return {"tolerations": TOLERATE_GPU, **spec}
+
+
+def term(*exprs: dict, fields: tuple[dict, ...] = ()) -> dict:
+    return {k: list(v) for k, v in (("matchExpressions", exprs), ("matchFields", fields)) if v}
+
+
+def toleration(**fields) -> dict:
+    return {"key": "nvidia.com/gpu", **fields}
+
+
+ON_ZONE_B = {"nodeSelector": {"zone": "b"}}
+NEITHER = failure(f"1 {AFFINITY_MSG}", f"1 {TAINT_MSG}")
+NO_MATCH = failure(f"2 {AFFINITY_MSG}")
+
+
 @pytest.mark.parametrize(
     "spec, outcome",
     [
         pytest.param({}, "cpu-0", id="untolerated-taint-keeps-plain-pods-off-gpu-nodes"),
-        pytest.param({"tolerations": TOLERATE_GPU}, "gpu-0", id="exists-toleration"),
+        pytest.param(tolerant(), "gpu-0", id="exists-toleration"),
         pytest.param(
-            {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}],
-             "nodeSelector": {"zone": "b"}},
+            {"tolerations": [toleration(operator="Equal", value="present", effect="NoSchedule")], **ON_ZONE_B},
             "gpu-0",
             id="equal-toleration",
         ),
+        pytest.param({"tolerations": [toleration(value="present")], **ON_ZONE_B}, "gpu-0", id="default-operator-any-effect"),
         pytest.param(
-            {"tolerations": [{"key": "nvidia.com/gpu", "value": "present"}], "nodeSelector": {"zone": "b"}},
-            "gpu-0",
-            id="default-operator-and-any-effect",
-        ),
-        pytest.param(
-            {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "absent", "effect": "NoSchedule"}],
-             "nodeSelector": {"zone": "b"}},
-            failure(f"1 {AFFINITY_MSG}", f"1 {TAINT_MSG}"),
+            {"tolerations": [toleration(operator="Equal", value="absent", effect="NoSchedule")], **ON_ZONE_B},
+            NEITHER,
             id="equal-toleration-wrong-value",
         ),
         pytest.param(
-            {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoExecute"}], "nodeSelector": {"zone": "b"}},
-            failure(f"1 {AFFINITY_MSG}", f"1 {TAINT_MSG}"),
+            {"tolerations": [toleration(operator="Exists", effect="NoExecute")], **ON_ZONE_B},
+            NEITHER,
             id="toleration-for-another-effect",
         ),
-        pytest.param({"tolerations": [{"operator": "Exists"}], "nodeSelector": {"zone": "b"}}, "gpu-0", id="empty-key-exists-tolerates-all"),
-        pytest.param({"nodeSelector": {"zone": "c"}}, failure(f"1 {AFFINITY_MSG}", f"1 {TAINT_MSG}"), id="taint-checked-before-selector"),
-        pytest.param({"tolerations": TOLERATE_GPU, "nodeSelector": {"zone": "a"}}, "cpu-0", id="node-selector"),
-        pytest.param({"tolerations": TOLERATE_GPU, "nodeSelector": {"zone": "a", "rank": "10"}}, failure(f"2 {AFFINITY_MSG}"), id="selector-needs-all-labels"),
-        pytest.param({"tolerations": TOLERATE_GPU, "affinity": required({"matchExpressions": [expr("zone", "In", "a", "c")]})}, "cpu-0", id="in"),
-        pytest.param({"tolerations": TOLERATE_GPU, "affinity": required({"matchExpressions": [expr("zone", "NotIn", "b")]})}, "cpu-0", id="not-in"),
-        pytest.param({"tolerations": TOLERATE_GPU, "affinity": required({"matchExpressions": [expr("nvidia.com/gpu.present", "NotIn", "true")]})}, "gpu-0", id="not-in-matches-missing-label"),
-        pytest.param({"tolerations": TOLERATE_GPU, "affinity": required({"matchExpressions": [expr("zone", "Exists")]})}, "gpu-0", id="exists"),
-        pytest.param({"tolerations": TOLERATE_GPU, "affinity": required({"matchExpressions": [expr("zone", "DoesNotExist")]})}, failure(f"2 {AFFINITY_MSG}"), id="does-not-exist"),
-        pytest.param({"tolerations": TOLERATE_GPU, "affinity": required({"matchExpressions": [expr("rank", "Lt", "7")]})}, "cpu-0", id="lt"),
-        pytest.param({"tolerations": TOLERATE_GPU, "affinity": required({"matchExpressions": [expr("rank", "Gt", "5")]})}, "gpu-0", id="gt-is-strict"),
-        pytest.param({"tolerations": TOLERATE_GPU, "affinity": required({"matchExpressions": [expr("zone", "Gt", "1")]})}, failure(f"2 {AFFINITY_MSG}"), id="gt-on-non-integer-label"),
-        pytest.param({"tolerations": TOLERATE_GPU, "affinity": required({"matchFields": [expr("metadata.name", "In", "cpu-0")]})}, "cpu-0", id="match-fields"),
+        pytest.param({"tolerations": [{"operator": "Exists"}], **ON_ZONE_B}, "gpu-0", id="empty-key-exists-tolerates-all"),
+        pytest.param({"nodeSelector": {"zone": "c"}}, NEITHER, id="taint-checked-before-selector"),
+        pytest.param(tolerant(nodeSelector={"zone": "a"}), "cpu-0", id="node-selector"),
+        pytest.param(tolerant(nodeSelector={"zone": "a", "rank": "10"}), NO_MATCH, id="selector-needs-all-labels"),
+        pytest.param(tolerant(affinity=required(term(expr("zone", "In", "a", "c")))), "cpu-0", id="in"),
+        pytest.param(tolerant(affinity=required(term(expr("zone", "NotIn", "b")))), "cpu-0", id="not-in"),
         pytest.param(
-            {"tolerations": TOLERATE_GPU, "affinity": required({"matchExpressions": [expr("zone", "In", "c")]}, {"matchExpressions": [expr("rank", "Lt", "6")]})},
+            tolerant(affinity=required(term(expr("nvidia.com/gpu.present", "NotIn", "true")))),
+            "gpu-0",
+            id="not-in-matches-missing-label",
+        ),
+        pytest.param(tolerant(affinity=required(term(expr("zone", "Exists")))), "gpu-0", id="exists"),
+        pytest.param(tolerant(affinity=required(term(expr("zone", "DoesNotExist")))), NO_MATCH, id="does-not-exist"),
+        pytest.param(tolerant(affinity=required(term(expr("rank", "Lt", "7")))), "cpu-0", id="lt"),
+        pytest.param(tolerant(affinity=required(term(expr("rank", "Gt", "5")))), "gpu-0", id="gt-is-strict"),
+        pytest.param(tolerant(affinity=required(term(expr("zone", "Gt", "1")))), NO_MATCH, id="gt-on-non-integer-label"),
+        pytest.param(
+            tolerant(affinity=required(term(fields=(expr("metadata.name", "In", "cpu-0"),)))), "cpu-0", id="match-fields"
+        ),
+        pytest.param(
+            tolerant(affinity=required(term(expr("zone", "In", "c")), term(expr("rank", "Lt", "6")))),
             "cpu-0",
             id="terms-are-ored",
         ),
         pytest.param(
-            {"tolerations": TOLERATE_GPU, "affinity": required({"matchExpressions": [expr("zone", "In", "a")], "matchFields": [expr("metadata.name", "In", "gpu-0")]})},
-            failure(f"2 {AFFINITY_MSG}"),
+            tolerant(affinity=required(term(expr("zone", "In", "a"), fields=(expr("metadata.name", "In", "gpu-0"),)))),
+            NO_MATCH,
             id="requirements-in-a-term-are-anded",
         ),
-        pytest.param({"tolerations": TOLERATE_GPU, "affinity": required({})}, failure(f"2 {AFFINITY_MSG}"), id="empty-term-matches-nothing"),
+        pytest.param(tolerant(affinity=required({})), NO_MATCH, id="empty-term-matches-nothing"),
         pytest.param(
-            {"tolerations": TOLERATE_GPU, "nodeSelector": {"zone": "b"}, "affinity": required({"matchExpressions": [expr("zone", "In", "a")]})},
-            failure(f"2 {AFFINITY_MSG}"),
+            tolerant(nodeSelector={"zone": "b"}, affinity=required(term(expr("zone", "In", "a")))),
+            NO_MATCH,
             id="selector-and-affinity-both-apply",
         ),
     ],
@@ -403,7 +431,11 @@ async def test_placement_rules(make_cluster, spec, outcome):
     "tolerations, outcome",
     [
         pytest.param([], failure(f"1 {TAINT_MSG}", "1 node(s) were unschedulable"), id="cordoned"),
-        pytest.param([{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}], "cpu-0", id="tolerated-cordon"),
+        pytest.param(
+            [{"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}],
+            "cpu-0",
+            id="tolerated-cordon",
+        ),
     ],
 )
 async def test_cordoned_node(make_cluster, tolerations, outcome):
@@ -433,6 +465,10 @@ async def test_not_ready_node_is_avoided_until_ready(make_cluster):
     assert await scheduled(cluster, "p") == "only"
 
 
+def init_container(name: str, cpu: str) -> dict:
+    return {"name": name, "image": "busybox:1.36", "resources": {"requests": {"cpu": cpu}}}
+
+
 def fit_failure(*reasons: str) -> str:
     return (
         f"0/1 nodes are available: {', '.join(reasons)}. "
@@ -454,19 +490,23 @@ def fit_failure(*reasons: str) -> str:
             id="ephemeral-storage",
         ),
         pytest.param(
-            {**pod("p", requests={"cpu": "1"})["spec"], "initContainers": [{"name": "init", "image": "busybox:1.36", "resources": {"requests": {"cpu": "3"}}}]},
+            {**pod("p", requests={"cpu": "1"})["spec"], "initContainers": [init_container("init", "3")]},
             fit_failure("1 Insufficient cpu"),
             id="init-container-max",
         ),
         pytest.param(
             {
                 **pod("p", requests={"cpu": "1500m"})["spec"],
-                "initContainers": [{"name": "sidecar", "image": "busybox:1.36", "restartPolicy": "Always", "resources": {"requests": {"cpu": "1"}}}],
+                "initContainers": [{**init_container("sidecar", "1"), "restartPolicy": "Always"}],
             },
             fit_failure("1 Insufficient cpu"),
             id="sidecar-adds-up",
         ),
-        pytest.param({**pod("p", requests={"cpu": "1500m"})["spec"], "overhead": {"cpu": "1"}}, fit_failure("1 Insufficient cpu"), id="overhead"),
+        pytest.param(
+            {**pod("p", requests={"cpu": "1500m"})["spec"], "overhead": {"cpu": "1"}},
+            fit_failure("1 Insufficient cpu"),
+            id="overhead",
+        ),
         pytest.param(
             {**pod("p", requests={"cpu": "3"})["spec"], "preemptionPolicy": "Never"},
             "0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.",
@@ -533,7 +573,8 @@ async def test_deleting_claim_blocks_new_pods(make_cluster):
     await scheduled(cluster, "holder")
     cluster.delete("persistentvolumeclaims", NS, "home")
     cluster.create("pods", NS, pod("late", claim="home"))
-    assert (await unschedulable(cluster, "late")).startswith('0/3 nodes are available: persistentvolumeclaim "home" is being deleted. ')
+    message = await unschedulable(cluster, "late")
+    assert message.startswith('0/3 nodes are available: persistentvolumeclaim "home" is being deleted. ')
 
 
 # -- the volume controller ------------------------------------------------------------------
@@ -543,21 +584,19 @@ async def test_immediate_binding(make_cluster):
     cluster = await make_cluster()
     created = cluster.create("persistentvolumeclaims", NS, pvc("home", "10Gi"))
     assert created["status"]["phase"] == "Pending"
-    bound = await wait_for(
-        lambda: (c := cluster.get("persistentvolumeclaims", NS, "home"))["status"]["phase"] == "Bound" and c, timeout=5, message="bound"
-    )
+    claim = await bound(cluster, "home")
     uid = created["metadata"]["uid"]
-    assert bound["spec"]["volumeName"] == f"pvc-{uid}"
-    assert bound["status"] == {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "10Gi"}}
-    assert bound["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] == "yes"
-    assert bound["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
+    assert claim["spec"]["volumeName"] == f"pvc-{uid}"
+    assert claim["status"] == {"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "10Gi"}}
+    assert claim["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] == "yes"
+    assert claim["metadata"]["finalizers"] == ["kubernetes.io/pvc-protection"]
 
 
 async def test_wait_for_first_consumer(make_cluster):
     cluster = await make_cluster(volumes={"wait_for_first_consumer": {"local"}})
     cluster.create("persistentvolumeclaims", NS, pvc("late-bound", storage_class="local"))
     cluster.create("persistentvolumeclaims", NS, pvc("immediate", storage_class="standard"))
-    await wait_for(lambda: cluster.get("persistentvolumeclaims", NS, "immediate")["status"]["phase"] == "Bound", timeout=5, message="immediate bound")
+    await bound(cluster, "immediate")
     (event,) = await wait_for(lambda: events(cluster, "late-bound"), timeout=5, message="WaitForFirstConsumer event")
     assert (event["type"], event["reason"], event["message"]) == (
         "Normal",
@@ -569,9 +608,7 @@ async def test_wait_for_first_consumer(make_cluster):
     # An unscheduled consumer is not enough; a scheduled one is.
     cluster.create("pods", NS, pod("user", claim="late-bound"))
     node = await scheduled(cluster, "user")
-    claim = await wait_for(
-        lambda: (c := cluster.get("persistentvolumeclaims", NS, "late-bound"))["status"]["phase"] == "Bound" and c, timeout=5, message="bound"
-    )
+    claim = await bound(cluster, "late-bound")
     assert claim["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == node
     assert len(events(cluster, "late-bound", "WaitForFirstConsumer")) == 1
 
@@ -583,7 +620,7 @@ async def test_wait_for_first_consumer_ignores_unscheduled_pods(make_cluster):
     await unschedulable(cluster, "too-big")
     # A later claim binding proves the controller has looked at the pod's change.
     cluster.create("persistentvolumeclaims", NS, pvc("other"))
-    await wait_for(lambda: cluster.get("persistentvolumeclaims", NS, "other")["status"]["phase"] == "Bound", timeout=5, message="other bound")
+    await bound(cluster, "other")
     assert cluster.get("persistentvolumeclaims", NS, "claim")["status"]["phase"] == "Pending"
 
 
@@ -598,7 +635,7 @@ async def test_expansion_only_for_expandable_classes(make_cluster):
     cluster.create("persistentvolumeclaims", NS, pvc("fixed", "1Gi", storage_class="slow"))
     cluster.create("persistentvolumeclaims", NS, pvc("growing", "1Gi", storage_class="standard"))
     for name in ("fixed", "growing"):
-        await wait_for(lambda: cluster.get("persistentvolumeclaims", NS, name)["status"]["phase"] == "Bound", timeout=5, message="bound")
+        await bound(cluster, name)
     grow(cluster, "fixed", "5Gi")
     grow(cluster, "growing", "5Gi")
 
@@ -665,9 +702,11 @@ async def test_namespace_termination(make_cluster):
     )
     assert info.value.details["causes"][0]["reason"] == "NamespaceTerminating"
 
+    kinds = ("pods", "persistentvolumeclaims", "secrets", "services", "serviceaccounts", "configmaps")
+
     def only_held_left():
-        contents = {r: [o["metadata"]["name"] for o in cluster.store.list(r, NS)] for r in ("pods", "persistentvolumeclaims", "secrets", "services", "serviceaccounts", "configmaps")}
-        return contents == {"pods": [], "persistentvolumeclaims": [], "secrets": [], "services": [], "serviceaccounts": [], "configmaps": ["held"]}
+        contents = {r: [o["metadata"]["name"] for o in cluster.store.list(r, NS)] for r in kinds}
+        return contents == {**{r: [] for r in kinds}, "configmaps": ["held"]}
 
     await wait_for(only_held_left, timeout=5, message="contents deleted")
     assert cluster.get("namespaces", None, NS)["spec"]["finalizers"] == ["kubernetes"]
