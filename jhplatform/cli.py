@@ -1,6 +1,7 @@
 """The ``jhplatform`` command.
 
 ``jhplatform devcluster`` runs the Kubernetes API emulator in the foreground.
+``jhplatform orphaned-claims`` lists home claims whose hub user no longer exists.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import logging
 import signal
 import sys
 from pathlib import Path
+
+from . import orphaned_claims
 
 SAMPLE_NAMESPACE = "jhub"
 
@@ -102,10 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jhplatform", description="jhplatform command-line tools")
     sub = parser.add_subparsers(dest="command", required=True)
     _devcluster_parser(sub)
+    orphaned_claims.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", "WARNING").upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "devcluster":
         return asyncio.run(_run_devcluster(args))
+    if args.command == "orphaned-claims":
+        return asyncio.run(orphaned_claims.run(args))
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -12,6 +12,11 @@ them into KubeSpawner's own extension points:
 - ``apply_group_overrides`` / ``load_user_options``: trait values are restored from the
   configuration before overrides apply, so a profile chosen for one spawn never leaks into the
   next (KubeSpawner merges dict overrides in place).
+
+Storage (home claims that are never lost, shared datasets, scratch, ``/dev/shm``) comes from
+:class:`~jhplatform.spawner_storage.StorageMixin`: its volumes are added inside
+``get_pod_manifest`` before hardening, and its ``prepare_storage`` runs at the end of
+``load_user_options``, after the security check.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from traitlets import Bool, Callable, Enum, List, TraitError, Unicode, default, 
 
 from .security import HardeningPolicy, explain, harden, restricted_violations
 from .security.harden import hints
+from .spawner_gpu import GpuQuotaMixin
+from .spawner_storage import StorageMixin
 
 log = logging.getLogger("jhplatform.spawner")
 
@@ -48,18 +55,20 @@ def _hook_chain(admin_hook):
     """The effective ``modify_pod_hook``: the admin's hook, then the final-manifest check."""
 
     async def platform_modify_pod_hook(spawner, pod):
+        before = None
         if admin_hook is not None:
+            before = copy.deepcopy(spawner._to_dict(pod))
             pod = admin_hook(spawner, pod)
             if hasattr(pod, "__await__"):
                 pod = await pod
-        spawner._enforce(spawner._to_dict(pod), stage="final pod")
+        spawner._enforce(spawner._to_dict(pod), stage="final pod", before_hook=before)
         return pod
 
     platform_modify_pod_hook.admin_hook = admin_hook
     return platform_modify_pod_hook
 
 
-class PlatformSpawner(KubeSpawner):
+class PlatformSpawner(GpuQuotaMixin, StorageMixin, KubeSpawner):
     """KubeSpawner with PSS "restricted" hardening that no profile, override, option or hook
     can weaken."""
 
@@ -234,11 +243,32 @@ class PlatformSpawner(KubeSpawner):
         # The check before KubeSpawner's first API call (namespace, PVC, reflectors).
         pod = await self.get_pod_manifest()
         hook = getattr(self.modify_pod_hook, "admin_hook", None)
+        before = None
         if hook is not None:
+            before = copy.deepcopy(self._to_dict(pod))
             pod = hook(self, pod)
             if hasattr(pod, "__await__"):
                 pod = await pod
-        self._enforce(self._to_dict(pod), stage="pre-spawn check")
+        self._enforce(self._to_dict(pod), stage="pre-spawn check", before_hook=before)
+        # API calls are allowed from here on: find (and maybe grow) the user's home claim.
+        await self.prepare_storage()
+
+    async def _run_apply_user_options(self, user_options):
+        # JupyterHub >= 5.3 applies user options by setting traits directly, not through
+        # _apply_overrides: record their configured values as well, so a refusal names them and
+        # the next spawn starts from the configuration again.
+        present = set(self._trait_values)
+
+        def record(change):
+            if change.name not in self._configured:
+                old = change.old if change.name in present else self.trait_defaults(change.name)
+                self._configured[change.name] = copy.deepcopy(old)
+
+        self.observe(record)
+        try:
+            await super()._run_apply_user_options(user_options)
+        finally:
+            self.unobserve(record)
 
     def _changed_settings(self) -> list[str]:
         return [f"KubeSpawner.{key}" if KubeSpawner.class_traits().get(key) else f"{type(self).__name__}.{key}" for key in self._configured]
@@ -274,13 +304,16 @@ class PlatformSpawner(KubeSpawner):
 
     # -- enforcement -----------------------------------------------------------------------
 
-    def _enforce(self, pod: dict, stage: str) -> None:
+    def _enforce(self, pod: dict, stage: str, before_hook: dict | None = None) -> None:
         violations = restricted_violations(pod)
         if not violations:
             return
+        # Violations the admin's modify_pod_hook introduced name the hook first.
+        from_hook = set() if before_hook is None else set(violations) - set(restricted_violations(before_hook))
         lines = []
         for v in violations:
-            settings = explain(v, pod, self._changed_settings())
+            hook = ["KubeSpawner.modify_pod_hook"] if v in from_hook else []
+            settings = explain(v, pod, hook + self._changed_settings())
             lines.append(f"  - {v} [check {v.check}; set by: {', '.join(settings[:3])}]")
         profile = self.user_options.get("profile") if isinstance(self.user_options, dict) else None
         who = f"{self.user.name}/{self.name}" if self.name else self.user.name
@@ -292,7 +325,17 @@ class PlatformSpawner(KubeSpawner):
         )
         for hint in hints(violations, pod):
             log_message += f"\n  Fix: {hint}"
-        if self.security_mode == "warn":
+        # The enforcement switch is the admin's alone: a profile, group override or user option
+        # that changed it for this spawn does not count.
+        mode = self._configured.get("security_mode", self.security_mode)
+        if mode != self.security_mode:
+            self.log.error(
+                "Ignoring security_mode=%r set by an override for %s: only the configured "
+                "c.PlatformSpawner.security_mode applies.",
+                self.security_mode,
+                who,
+            )
+        if mode == "warn":
             self.log.error("security_mode=warn: starting anyway. %s", log_message)
             return
         self.log.error("Spawn refused. %s", log_message)

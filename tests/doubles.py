@@ -28,8 +28,10 @@ class FakeUser:
         return f"/hub/api/users/{self.name}/servers/{server_name}/progress"
 
 
-def make_spawner(spawner_class, *, user: str = "start", server_name: str = "", config: dict | None = None, **kwargs):
-    """Build a spawner for ``user`` with ``config`` given as ``{"KubeSpawner": {...}}``."""
+def make_spawner(
+    spawner_class, *, user: str = "start", server_name: str = "", config: dict | None = None, groups: tuple[str, ...] = (), **kwargs
+):
+    """Build a spawner for ``user`` (a member of ``groups``) with ``config`` given as ``{"KubeSpawner": {...}}``."""
     cfg = Config()
     for section, values in (config or {}).items():
         for key, value in values.items():
@@ -38,7 +40,7 @@ def make_spawner(spawner_class, *, user: str = "start", server_name: str = "", c
     return spawner_class(
         config=cfg,
         hub=hub,
-        user=FakeUser(user),
+        user=FakeUser(user, groups=tuple(groups)),
         orm_spawner=orm.Spawner(name=server_name),
         api_token="contract-test-token",
         oauth_client_id=f"jupyterhub-user-{user}",

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .. import security
-from . import defaults, errors, limitrange, quota, validation
+from . import defaults, errors, limitrange, quota, storageclasses, validation
 from .store import RESOURCES, Change, Store, now_rfc3339
 
 log = logging.getLogger("jhplatform.devcluster")
@@ -53,6 +53,12 @@ class Cluster:
         self._event_counter = 0
         self.controllers: list[Any] = []
         self._tasks: list[asyncio.Task] = []
+        # Checks on changes to an existing claim's spec: immutability, no shrinking below the
+        # volume's capacity, and PersistentVolumeClaimResize (growing needs a StorageClass with
+        # allowVolumeExpansion). A real apiserver always runs them; DevCluster turns them on
+        # (it creates StorageClasses at bootstrap), a bare Cluster leaves them off so claims of
+        # classes that do not exist as objects can still be grown by hand.
+        self.claim_update_admission = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -146,7 +152,16 @@ class Cluster:
         if namespaced:
             self._namespace_lifecycle(resource, namespace, name)
 
-        obj = defaults.default_object(resource, obj, namespace, allocate_ip=self._allocate_cluster_ip)
+        if resource == "storageclasses":
+            obj = storageclasses.default_class_object(obj)
+        obj = defaults.default_object(
+            resource,
+            obj,
+            namespace,
+            allocate_ip=self._allocate_cluster_ip,
+            # DefaultStorageClass admission: None while no class is marked default.
+            default_storage_class=storageclasses.default_storage_class(self.store.list("storageclasses")),
+        )
         limitranges = []
         if resource == "pods":
             limitranges = self.store.list("limitranges", namespace)
@@ -154,6 +169,8 @@ class Cluster:
                 obj = limitrange.apply_defaults(obj, limitranges)
             self._service_account(obj)
         validation.validate(resource, obj)
+        if resource == "storageclasses":
+            storageclasses.validate_class(obj)
         if resource in ("pods", "persistentvolumeclaims") and limitranges is not None:
             lrs = limitranges if resource == "pods" else self.store.list("limitranges", namespace)
             if lrs:
@@ -289,6 +306,13 @@ class Cluster:
             self._check_immutable(resource, old, new)
             if resource == "pods" and new.get("spec") != old.get("spec"):
                 self._pod_security(new)
+            if resource == "storageclasses":
+                storageclasses.validate_class(new, old)
+            if resource == "persistentvolumeclaims" and self.claim_update_admission:
+                classes = {c["metadata"]["name"]: c for c in self.store.list("storageclasses")}
+                refusal = storageclasses.claim_update_error(old, new, classes)
+                if refusal is not None:
+                    raise refusal
         if resource == "persistentvolumeclaims" and subresource is None:
             quotas = self.store.list("resourcequotas", new["metadata"]["namespace"])
             if quotas:

@@ -25,8 +25,9 @@ from typing import Any
 from jhplatform.quantity import parse_quantity
 
 from .errors import KINDS
+from .store import api_version
 
-CLUSTER_SCOPED = frozenset({"namespaces", "nodes"})
+CLUSTER_SCOPED = frozenset({"namespaces", "nodes", "storageclasses"})
 
 # DefaultTolerationSeconds admission: pods ride out a node going NotReady/Unreachable for 5 min.
 _DEFAULT_TOLERATION_KEYS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
@@ -73,7 +74,7 @@ def default_object(
     # kind nor apiVersion); the server fills it from the URL.
     if kind is not None:
         out.setdefault("kind", kind)
-        out.setdefault("apiVersion", "v1")
+        out.setdefault("apiVersion", api_version(resource))
     meta = out.setdefault("metadata", {})
     if namespace and resource not in CLUSTER_SCOPED:
         meta.setdefault("namespace", namespace)

@@ -22,6 +22,7 @@ KINDS = {
     "nodes": "Node",
     "serviceaccounts": "ServiceAccount",
     "configmaps": "ConfigMap",
+    "storageclasses": "StorageClass",
 }
 
 

@@ -22,9 +22,11 @@ answers:
   images run as ``jovyan``; jupyter_server refuses root otherwise).
 - **Filesystem.** Each ``volumeMounts[].mountPath`` maps to a local directory under
   ``state_dir``: PVC claims → ``volumes/<namespace>/<claimName>`` (kept when the pod goes,
-  removed with the claim), emptyDir → ``pods/<ns>/<pod>-<uid>/emptydir/<volume>``, secrets,
-  configMaps, projected and downwardAPI volumes → files written from the store, made
-  read-only. Container paths in env values, args and ``workingDir`` are rewritten to the
+  removed with the claim), emptyDir (``medium: Memory`` too) →
+  ``pods/<ns>/<pod>-<uid>/emptydir/<volume>``, secrets, configMaps, projected and downwardAPI
+  volumes → files written from the store, made read-only. A ``readOnly`` mount of a claim,
+  emptyDir or CSI volume (or a claim/CSI source marked ``readOnly``) maps to a per-pod
+  read-only copy, ``pods/<ns>/<pod>-<uid>/readonly/<volume>``, so writes never reach the claim. Container paths in env values, args and ``workingDir`` are rewritten to the
   mapped paths (longest mount prefix wins). ``HOME`` is the mapped ``/home/jovyan`` when a
   mount covers it, else the mapped ``workingDir``, else a per-pod directory; the process runs
   in the mapped ``workingDir`` or ``HOME``.
@@ -393,6 +395,7 @@ class ProcessKubelet(Kubelet):
                 path = self.claim_dir(rt.namespace, vol["persistentVolumeClaim"].get("claimName", ""))
                 path.mkdir(parents=True, exist_ok=True)
             elif isinstance(vol.get("emptyDir"), dict):
+                # Memory-backed ones too (a /dev/shm): a per-pod directory, never the host's.
                 path = pod_dir / "emptydir" / name
                 path.mkdir(parents=True, exist_ok=True)
             elif isinstance(vol.get("secret"), dict):
@@ -477,8 +480,46 @@ class ProcessKubelet(Kubelet):
             local = base / m["subPath"].lstrip("/") if m.get("subPath") else base
             if m.get("subPath"):
                 local.mkdir(parents=True, exist_ok=True)
+            if self._mounted_read_only(rt, m):
+                local = self._read_only_view(rt, m, local)
             mounts.append((m["mountPath"], local))
         return PathMap(mounts)
+
+    # Volume sources whose directories are shared or writable; the rest are already read-only.
+    _WRITABLE_SOURCES = ("persistentVolumeClaim", "emptyDir", "hostPath", "csi", "ephemeral")
+
+    def _mounted_read_only(self, rt: _PodRuntime, mount: dict) -> bool:
+        """A ``readOnly`` mount, or a mount of a claim or CSI volume whose source says ``readOnly``."""
+        volume = next((v for v in rt.spec.get("volumes") or [] if v.get("name") == mount.get("name")), {})
+        if not any(isinstance(volume.get(k), dict) for k in self._WRITABLE_SOURCES):
+            return False
+        if mount.get("readOnly"):
+            return True
+        return any((volume.get(k) or {}).get("readOnly") is True for k in ("persistentVolumeClaim", "csi"))
+
+    def _read_only_view(self, rt: _PodRuntime, mount: dict, source: Path) -> Path:
+        """A per-pod, read-only copy of ``source`` for a read-only mount.
+
+        There are no mount namespaces here, so the container's view of a shared claim is a
+        snapshot taken when the pod's first container starts: files and directories without
+        write permission, and, since it is a copy, nothing written to it (a process running as
+        root ignores the permissions) ever reaches the claim.
+        """
+        sub = (mount.get("subPath") or "").strip("/")
+        view = self.pod_dir(rt) / "readonly" / mount.get("name", "") / sub
+        if not view.exists():
+            view.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, view, symlinks=True)
+            else:
+                view.mkdir()
+            for root, _dirs, files in os.walk(view):
+                for f in files:
+                    path = os.path.join(root, f)
+                    if not os.path.islink(path):
+                        os.chmod(path, os.stat(path).st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+            self._make_read_only(view)
+        return view
 
     # -- building the process ----------------------------------------------------------------
 

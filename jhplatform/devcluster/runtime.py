@@ -13,6 +13,7 @@ from .kubelet import Kubelet
 from .nodes import DEFAULT_NODES, parse_nodes
 from .scheduler import Scheduler
 from .server import DevClusterServer
+from .storageclasses import BOOTSTRAP_CLASSES
 
 KUBELET_MODES = ("simulated", "process")
 
@@ -46,6 +47,8 @@ class DevCluster(DevClusterServer):
         if kubelet not in KUBELET_MODES:
             raise ValueError(f"kubelet must be one of {', '.join(KUBELET_MODES)}, not {kubelet!r}")
         cluster = Cluster()
+        # Claim resizes are admitted only for StorageClasses that allow expansion, as on a cluster.
+        cluster.claim_update_admission = True
         self.node_objects = nodes if isinstance(nodes, list) else parse_nodes(nodes or DEFAULT_NODES)
         self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="jhplatform-devcluster-"))
         self.namespaces = namespaces
@@ -81,13 +84,17 @@ class DevCluster(DevClusterServer):
         await self.cluster.add_controller(self.kubelet)
 
     def bootstrap(self) -> None:
-        """Create what a fresh cluster has: nodes and the built-in namespaces."""
+        """Create what a fresh cluster has: nodes, the built-in namespaces and StorageClasses."""
         for node in self.node_objects:
             if self.cluster.store.find("nodes", "", node["metadata"]["name"]) is None:
                 self.cluster.create("nodes", None, copy.deepcopy(node))
         for ns in self.namespaces:
             if self.cluster.store.find("namespaces", "", ns) is None:
                 self.cluster.create("namespaces", None, {"metadata": {"name": ns}})
+        # "standard" (the default class, expandable) and "fixed" (not expandable).
+        for storage_class in BOOTSTRAP_CLASSES:
+            if self.cluster.store.find("storageclasses", "", storage_class["metadata"]["name"]) is None:
+                self.cluster.create("storageclasses", None, copy.deepcopy(storage_class))
 
     async def reset(self) -> None:
         await super().reset()

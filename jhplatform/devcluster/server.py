@@ -21,7 +21,7 @@ from . import errors
 from .cluster import Cluster
 from .faults import Fault, Faults
 from .selectors import FieldSelector, LabelSelector, parse_bool
-from .store import RESOURCES, dumps
+from .store import GROUP_VERSIONS, RESOURCES, api_version, dumps
 
 log = logging.getLogger("jhplatform.devcluster")
 
@@ -154,6 +154,10 @@ class DevClusterServer:
         for path, handler in (("/version/", self._version), ("/api/", self._api_versions), ("/apis/", self._api_groups), ("/api/v1/", self._api_resources)):
             app.router.add_get(path, handler)
         app.router.add_route("*", "/api/v1/{tail:.+}", self._resource)
+        # Named API groups (storage.k8s.io/v1 for StorageClasses): discovery and resources.
+        app.router.add_get("/apis/{group}/{version}", self._api_resources)
+        app.router.add_get("/apis/{group}/{version}/", self._api_resources)
+        app.router.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._resource)
         app.router.add_get("/_devcluster/faults", self._faults_get)
         app.router.add_post("/_devcluster/faults", self._faults_post)
         app.router.add_delete("/_devcluster/faults", self._faults_delete)
@@ -175,16 +179,32 @@ class DevClusterServer:
         )
 
     async def _api_groups(self, request: web.Request) -> web.Response:
-        return _json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": []})
+        versions: dict[str, list[dict]] = {}
+        for group_version in sorted(set(GROUP_VERSIONS.values())):
+            group, version = group_version.split("/")
+            versions.setdefault(group, []).append({"groupVersion": group_version, "version": version})
+        groups = [{"name": g, "versions": v, "preferredVersion": v[0]} for g, v in versions.items()]
+        return _json_response({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+
+    @staticmethod
+    def _group_version(request: web.Request) -> str:
+        """"v1" for /api/v1 paths, "<group>/<version>" for /apis/<group>/<version> paths."""
+        group = request.match_info.get("group")
+        return f"{group}/{request.match_info['version']}" if group else "v1"
 
     async def _api_resources(self, request: web.Request) -> web.Response:
+        group_version = self._group_version(request)
+        if group_version != "v1" and group_version not in GROUP_VERSIONS.values():
+            return _error_response(errors.ApiError(404, "NotFound", "the server could not find the requested resource", {}))
         resources = []
         for name, namespaced in RESOURCES.items():
+            if api_version(name) != group_version:
+                continue
             verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
             resources.append({"name": name, "singularName": "", "namespaced": namespaced, "kind": errors.KINDS[name], "verbs": verbs})
             if name in ("pods", "namespaces", "persistentvolumeclaims", "resourcequotas", "nodes", "services"):
                 resources.append({"name": f"{name}/status", "singularName": "", "namespaced": namespaced, "kind": errors.KINDS[name], "verbs": ["get", "patch", "update"]})
-        return _json_response({"kind": "APIResourceList", "groupVersion": "v1", "resources": resources})
+        return _json_response({"kind": "APIResourceList", "groupVersion": group_version, "resources": resources})
 
     # -- admin API -----------------------------------------------------------------------
 
@@ -249,6 +269,8 @@ class DevClusterServer:
         self.requests.append(entry)
         try:
             resource, ns, name, sub = self._route(request.match_info["tail"])
+            if api_version(resource) != self._group_version(request):
+                raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
             watch = parse_bool(request.query.get("watch"))
             verb = self._verb(request.method, name, watch)
             entry.update(verb=verb, resource=resource, namespace=ns, name=name, subresource=sub)
@@ -357,7 +379,7 @@ class DevClusterServer:
             await self._wait_for_rv(rv)
         store = self.cluster.store
         items = [store.raw(o) for o in store.list(resource, ns) if matches(o)]
-        head = dumps({"kind": errors.KINDS[resource] + "List", "apiVersion": "v1", "metadata": {"resourceVersion": str(store.rv)}})
+        head = dumps({"kind": errors.KINDS[resource] + "List", "apiVersion": api_version(resource), "metadata": {"resourceVersion": str(store.rv)}})
         body = head[:-1] + b',"items":[' + b",".join(items) + b"]}"
         return web.Response(body=body, content_type="application/json")
 
@@ -399,7 +421,7 @@ class DevClusterServer:
                     item = await asyncio.wait_for(watcher.queue.get(), min(remaining, 1.0) if bookmarks else remaining)
                 except asyncio.TimeoutError:
                     if bookmarks and deadline - loop.time() > 0:
-                        bm = {"kind": kind, "apiVersion": "v1", "metadata": {"resourceVersion": str(self.cluster.store.rv)}}
+                        bm = {"kind": kind, "apiVersion": api_version(resource), "metadata": {"resourceVersion": str(self.cluster.store.rv)}}
                         await resp.write(dumps({"type": "BOOKMARK", "object": bm}) + b"\n")
                     continue
                 if item is None:

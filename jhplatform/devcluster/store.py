@@ -30,7 +30,17 @@ RESOURCES: dict[str, bool] = {
     "resourcequotas": True,
     "limitranges": True,
     "serviceaccounts": True,
+    "storageclasses": False,
 }
+
+# Resources outside the core group, by the group version that serves them; everything else is
+# core "v1" (served under /api/v1, the others under /apis/<group>/<version>).
+GROUP_VERSIONS: dict[str, str] = {"storageclasses": "storage.k8s.io/v1"}
+
+
+def api_version(resource: str) -> str:
+    """The apiVersion of ``resource``'s objects: "v1" or "<group>/<version>"."""
+    return GROUP_VERSIONS.get(resource, "v1")
 
 
 def now_rfc3339() -> str:

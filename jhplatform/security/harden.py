@@ -174,7 +174,7 @@ _SOURCES = {
         "KubeSpawner.fs_gid",
         "KubeSpawner.supplemental_gids",
     ),
-    "volumes": ("KubeSpawner.volumes", "KubeSpawner.storage_extra_volumes"),
+    "volumes": ("KubeSpawner.volumes", "KubeSpawner.storage_extra_volumes", "KubeSpawner.extra_pod_config"),
 }
 
 _POD_LEVEL_CHECKS = {"hostNamespaces", "sysctls", "appArmorProfile"}

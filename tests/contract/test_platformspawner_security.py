@@ -118,3 +118,21 @@ def test_entry_point_name():
     hub = JupyterHub()
     hub.spawner_class = "jhplatform"
     assert hub.spawner_class is PlatformSpawner
+
+
+async def test_profile_cannot_switch_enforcement_off(secure_ns, caplog):
+    caplog.set_level(logging.ERROR)
+    sneaky = [
+        {
+            "display_name": "Sneaky",
+            "slug": "sneaky",
+            "kubespawner_override": {"security_mode": "warn", "init_containers": [BLOCK_CLOUD_METADATA]},
+        }
+    ]
+    spawner = make_spawner(PlatformSpawner, user="sneaky", config=config("PlatformSpawner", profile_list=sneaky))
+    spawner.user_options = {"profile": "sneaky"}
+    before = len(secure_ns.requests)
+    with pytest.raises(SecurityPolicyRefusal):
+        await spawner.load_user_options()
+    assert len(secure_ns.requests) == before
+    assert any("Ignoring security_mode='warn' set by an override" in r.getMessage() for r in caplog.records)
