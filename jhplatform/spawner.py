@@ -241,12 +241,13 @@ class PlatformSpawner(GpuQuotaMixin, StorageMixin, KubeSpawner):
         self._restored_this_spawn = False
         await super().load_user_options()
         # The check before KubeSpawner's first API call (namespace, PVC, reflectors).
-        pod = await self.get_pod_manifest()
+        pod = await self._hardened_pod()
         hook = getattr(self.modify_pod_hook, "admin_hook", None)
         before = None
         if hook is not None:
-            before = copy.deepcopy(self._to_dict(pod))
-            pod = hook(self, pod)
+            # Hooks are written for KubeSpawner and receive a V1Pod.
+            before = pod
+            pod = hook(self, self._to_model(pod))
             if hasattr(pod, "__await__"):
                 pod = await pod
         self._enforce(self._to_dict(pod), stage="pre-spawn check", before_hook=before)
@@ -288,10 +289,14 @@ class PlatformSpawner(GpuQuotaMixin, StorageMixin, KubeSpawner):
             automount_service_account_token=bool(self.automount_service_account_token),
         )
 
-    async def get_pod_manifest(self):
+    async def _hardened_pod(self) -> dict:
+        """KubeSpawner's pod with the platform's volumes, hardened, as an API-form dict."""
         pod = await super().get_pod_manifest()
-        hardened = harden(self._to_dict(pod), self.hardening_policy())
-        return self._to_model(hardened)
+        with_storage = self.add_storage_volumes(self._to_dict(pod))
+        return harden(with_storage, self.hardening_policy())
+
+    async def get_pod_manifest(self):
+        return self._to_model(await self._hardened_pod())
 
     def _to_dict(self, pod: Any) -> dict:
         if isinstance(pod, dict):

@@ -3,7 +3,7 @@
 The policy lives in :mod:`jhplatform.storage` (pure); this mixin applies it to
 :class:`~jhplatform.spawner.PlatformSpawner` through KubeSpawner's own extension points:
 
-- ``get_pod_manifest``: the datasets this user and profile get, scratch space and ``/dev/shm``
+- ``add_storage_volumes`` (called by PlatformSpawner.get_pod_manifest): the datasets this user and profile get, scratch space and ``/dev/shm``
   are added to the notebook container *before* PlatformSpawner hardens and checks the pod, so
   they are part of the same security check as everything else;
 - ``prepare_storage`` (called by PlatformSpawner at the end of ``load_user_options``, after the
@@ -243,16 +243,19 @@ class StorageMixin(LoggingConfigurable):
             state[STATE_KEY] = dict(self._pvc_names)
         return state
 
-    async def get_pod_manifest(self):
-        pod = await super().get_pod_manifest()
-        as_dict = self._to_dict(pod)
-        volumes, mounts = self.storage_volumes(as_dict)
+    def add_storage_volumes(self, pod: dict) -> dict:
+        """The pod (API-form dict) with datasets, scratch and ``/dev/shm`` added.
+
+        PlatformSpawner calls this on the dict it hardens, so the pod is converted from and
+        back to a model only once per render.
+        """
+        volumes, mounts = self.storage_volumes(pod)
         if not volumes:
             return pod
-        with_storage, skipped = storage.add_volumes(as_dict, volumes, mounts)
+        with_storage, skipped = storage.add_volumes(pod, volumes, mounts)
         for path in skipped:
             self.log.debug("%s: %s is already mounted by the configuration; not adding the platform's volume there", self.pod_name, path)
-        return self._to_model(with_storage)
+        return with_storage
 
     async def progress(self):
         """KubeSpawner's progress events, with :attr:`storage_messages` shown as they appear.
