@@ -26,7 +26,14 @@ $(VENV)/.installed: pyproject.toml
 $(CHP): | $(VENV)/.installed
 	npm install --prefix $(VENV) --no-audit --no-fund --silent configurable-http-proxy@$(CHP_VERSION)
 
-install: $(VENV)/.installed $(CHP)
+# Debian's Chromium, for the headless-browser tests (playwright drives it; it downloads no browser).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+install: $(VENV)/.installed $(CHP) $(CHROMIUM)
 
 test: install
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
