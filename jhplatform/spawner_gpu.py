@@ -612,10 +612,34 @@ class GpuQuotaMixin(LoggingConfigurable):
         # KubeSpawner's one call that creates the pod (True when the apiserver accepted it). The
         # ledger needs to know that moment: the quota counts the pod from then on, before the pod
         # watch shows it (see GpuLedger.pod_created). There is no public hook after the create.
-        created = await super()._make_create_pod_request(pod, request_timeout)
+        try:
+            created = await super()._make_create_pod_request(pod, request_timeout)
+        except ApiException as e:
+            if not (e.status == 403 and "exceeded quota" in str(e.body or "") and await self._own_pod_exists(pod)):
+                raise
+            # KubeSpawner retries a create that answered slower than its request timeout; the
+            # first attempt's pod already holds the GPU, so the quota refuses the retry. The pod
+            # is ours (KubeSpawner reads the PVC back after a 403 for the same reason).
+            self.log.info("Pod %s already exists from an earlier attempt; the quota 403 was for the retry", self.pod_name)
+            created = True
         if created and self._gpu_key is not None:
             gpu_ledger().pod_created(self._gpu_key)
         return created
+
+    async def _own_pod_exists(self, pod) -> bool:
+        """Whether a live pod of this name, made by this spawner for this server, exists."""
+        try:
+            current = await asyncio.wait_for(
+                self.api.read_namespaced_pod(self.pod_name, self.namespace), self.k8s_api_request_timeout
+            )
+        except (ApiException, asyncio.TimeoutError):
+            return False
+        annotations = current.metadata.annotations or {}
+        return (
+            current.metadata.deletion_timestamp is None
+            and annotations.get("hub.jupyter.org/username") == self.user.name
+            and annotations.get("hub.jupyter.org/servername", "") == (self.name or "")
+        )
 
     async def get_pod_manifest(self):
         pod = await super().get_pod_manifest()

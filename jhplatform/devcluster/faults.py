@@ -6,6 +6,8 @@ does one thing to each matching request, for at most ``count`` requests:
 - ``status``: answer with that HTTP status and a Kubernetes ``Status`` body instead of serving;
 - ``latency``: wait that many seconds, then serve normally;
 - ``hang``: wait that many seconds (longer than the client's timeout), then serve;
+- ``respond_after``: serve at once, then wait that many seconds before answering (the write
+  happened, but a client with a shorter timeout never hears so and retries);
 - ``drop``: for watches, end the stream after ``after_events`` events without a clean close;
 - ``rate``: apply to a random fraction of matching requests, drawn from a seeded generator so a
   failing run can be replayed.
@@ -51,6 +53,7 @@ class Fault:
     reason: str | None = None
     latency: float = 0.0
     hang: float = 0.0
+    respond_after: float = 0.0
     drop: bool = False
     after_events: int = 0
     count: int | None = 1
@@ -65,8 +68,8 @@ class Fault:
             raise ValueError(f"fault status must be an HTTP error status (400-599), not {self.status!r}")
         if not 0.0 <= float(self.rate) <= 1.0:
             raise ValueError(f"fault rate must be between 0 and 1, not {self.rate!r}")
-        if self.status is None and not (self.latency or self.hang or self.drop):
-            raise ValueError("a fault needs one of status, latency, hang or drop")
+        if self.status is None and not (self.latency or self.hang or self.respond_after or self.drop):
+            raise ValueError("a fault needs one of status, latency, hang, respond_after or drop")
         if self.drop and self.verb not in ("watch", "*"):
             raise ValueError("drop applies to watches: use verb 'watch'")
 

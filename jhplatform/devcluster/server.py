@@ -293,6 +293,8 @@ class DevClusterServer:
                 return await self._watch(request, resource, ns, fault if fault is not None and fault.drop else None)
             response = await self._serve(request, verb, resource, ns, name, sub)
             entry["status"] = response.status
+            if fault is not None and fault.respond_after:
+                await asyncio.sleep(fault.respond_after)
             return response
         except errors.ApiError as err:
             entry["status"] = err.code

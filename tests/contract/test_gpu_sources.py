@@ -9,7 +9,10 @@ We test these aspects:
 - a hub that may not read ResourceQuotas (RBAC) still spawns GPU servers, logs what to grant,
   and the apiserver's quota stays the backstop;
 - a broken GPU profile is refused when the configuration is loaded, naming the setting;
-- ``helm-values/gpu-rbac.yaml`` grants every verb the hub used on quotas and nodes, read-only.
+- ``helm-values/gpu-rbac.yaml`` grants every verb the hub used on quotas and nodes, read-only;
+- a pod create that answers slower than KubeSpawner's request timeout is retried, the quota
+  refuses the retry because the first attempt's pod holds the GPU, and the spawn still succeeds
+  with that pod (not "another workload took the GPU").
 """
 
 from __future__ import annotations
@@ -132,3 +135,23 @@ async def test_rbac_manifest_grants_what_the_hub_uses(gpu_ns):
     assert {u for u in used if u[0] == "resourcequotas"} <= granted("Role")
     assert {u for u in used if u[0] == "nodes"} <= granted("ClusterRole")
     assert {v for _, v in granted("Role") | granted("ClusterRole")} == {"get", "list", "watch"}, "read-only"
+
+
+async def test_quota_403_on_retry_of_a_slow_create_keeps_our_pod(cluster):
+    reset_gpu_ledger()
+    cluster.cluster.create("namespaces", None, {"metadata": {"name": NS}})
+    cluster.cluster.create("resourcequotas", NS, {"metadata": {"name": "gpu-quota"}, "spec": {"hard": {f"requests.{GPU}": "1"}}})
+    # The first create is stored at once but answered after 4 s; KubeSpawner gives up after 3 s.
+    cluster.faults.add(verb="create", resource="pods", respond_after=4.0)
+    ada = spawner("ada")
+    ada.user_options = {"profile": "a100"}
+    try:
+        await ada.start()
+        creates = [(e["method"], e.get("status")) for e in cluster.requests if e.get("verb") == "create" and e.get("resource") == "pods"]
+        assert creates[:2] == [("POST", 201), ("POST", 403)], creates
+        pod = cluster.cluster.get("pods", NS, "jupyter-ada")
+        assert pod["status"]["phase"] == "Running"
+        assert await ada.poll() is None
+        await ada.stop()
+    finally:
+        reset_gpu_ledger()
