@@ -75,3 +75,12 @@ def test_dockerfile_builds_on_z2jh_hub_image():
     text = (REPO / "Dockerfile").read_text()
     assert text.splitlines()[[i for i, l in enumerate(text.splitlines()) if l.startswith("FROM")][0]] == "FROM quay.io/jupyterhub/k8s-hub:4.4.0"
     assert "COPY jupyterhub_config.d/ /usr/local/etc/jupyterhub/jupyterhub_config.d/" in text
+
+
+def test_storage_rbac_manifest_grants_only_claim_patch():
+    docs = [d for d in yaml.safe_load_all((REPO / "helm-values" / "storage-rbac.yaml").read_text()) if d]
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": ["patch"]}]
+    binding = next(d for d in docs if d["kind"] == "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "hub", "namespace": role["metadata"]["namespace"]}]
