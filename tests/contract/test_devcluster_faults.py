@@ -366,7 +366,7 @@ async def test_admin_fault_endpoint(cluster, http):
         ({"verb": "frobnicate", "status": 500}, "invalid fault: fault verb must be one of get, list, watch, create, update, patch, delete, *, not 'frobnicate'"),
         ({"status": 200}, "invalid fault: fault status must be an HTTP error status (400-599), not 200"),
         ({"status": 500, "rate": 1.5}, "invalid fault: fault rate must be between 0 and 1, not 1.5"),
-        ({"resource": "pods"}, "invalid fault: a fault needs one of status, latency, hang or drop"),
+        ({"resource": "pods"}, "invalid fault: a fault needs one of status, latency, hang, respond_after or drop"),
         ({"verb": "get", "drop": True}, "invalid fault: drop applies to watches: use verb 'watch'"),
         ({"status": 500, "bogus": 1}, "invalid fault: Fault.__init__() got an unexpected keyword argument 'bogus'"),
     ],

@@ -446,12 +446,24 @@ async def test_race_100_spawns_for_8_gpus(start_hub, cluster, round_):
     by_kind: dict[tuple, int] = {}
     for e in window:
         by_kind[(e.get("verb"), e.get("resource"))] = by_kind.get((e.get("verb"), e.get("resource")), 0) + 1
-    assert by_kind.get(("create", "pods")) == 8, by_kind
+    # One accepted create per server; refused spawns never reach the apiserver. Under load a
+    # create can answer slower than KubeSpawner's 3 s request timeout and be retried: the retry
+    # meets our own pod (409) or the full quota it holds (403), and creates nothing.
+    creates = [e for e in window if (e.get("verb"), e.get("resource")) == ("create", "pods")]
+    assert sum(e.get("status") == 201 for e in creates) == 8, by_kind
+    assert all(e.get("status") in (201, 403, 409) for e in creates), [e.get("status") for e in creates]
+    assert len(creates) - 8 <= 8, "at most one retry per accepted spawn"
     assert not [k for k in by_kind if k[1] in ("resourcequotas", "nodes") and k[0] not in ("list", "watch")], by_kind
     # The reflectors' own loop relists after each watch timeout; nothing scales with decisions.
     assert by_kind.get(("list", "resourcequotas"), 0) <= 1 + elapsed / 5, by_kind
     assert by_kind.get(("list", "pods"), 0) <= 1 + elapsed / 5, by_kind
-    assert decision_requests([e for e in window if e.get("resource") != "pods" or e.get("verb") != "create"]) == [], by_kind
+    # A retried create's 403 is checked against our own pod (a GET of that accepted pod): that is
+    # the spawn confirming its pod, not a decision.
+    confirm = {("get", "pods", f"jupyter-{u}") for u in accepted}
+    assert decision_requests([
+        e for e in window
+        if (e.get("verb"), e.get("resource")) != ("create", "pods") and (e.get("verb"), e.get("resource"), e.get("name")) not in confirm
+    ]) == [], by_kind
 
     after = await metrics(hub)
     assert (after[IN_USE], after[FREE]) == (8, 0)
