@@ -73,7 +73,8 @@ async def test_snippets_select_platform_spawner_and_check_shipped_profiles(clust
 
 def test_dockerfile_builds_on_z2jh_hub_image():
     text = (REPO / "Dockerfile").read_text()
-    assert text.splitlines()[[i for i, l in enumerate(text.splitlines()) if l.startswith("FROM")][0]] == "FROM quay.io/jupyterhub/k8s-hub:4.4.0"
+    from_lines = [line for line in text.splitlines() if line.startswith("FROM ")]
+    assert from_lines == ["FROM quay.io/jupyterhub/k8s-hub:4.4.0"]
     assert "COPY jupyterhub_config.d/ /usr/local/etc/jupyterhub/jupyterhub_config.d/" in text
 
 
