@@ -228,6 +228,27 @@ class _Quota:
     used: Mapping[str, int]
 
 
+def unschedulable_for_gpu(pod: Mapping | None, resource: str) -> str | None:
+    """The scheduler's message if ``pod`` cannot be placed because no node has a free ``resource``.
+
+    Reads the ``PodScheduled`` condition (the scheduler writes there the same text as in its
+    ``FailedScheduling`` event). ``None`` while the pod is bound, pending for another reason, or
+    unknown.
+    """
+    if not pod or (pod.get("spec") or {}).get("nodeName"):
+        return None
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    cond = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
+    if not cond or cond.get("status") != "False" or cond.get("reason") != "Unschedulable":
+        return None
+    message = cond.get("message") or ""
+    # The name ends at a space, a comma or the sentence's period: "nvidia.com/gpu" must not
+    # match "nvidia.com/gpu.shared" or "nvidia.com/gpu-extra".
+    if re.search(rf"Insufficient {re.escape(resource)}(?=[\s,]|\.(?:\s|$)|$)", message):
+        return message
+    return None
+
+
 def _quota_state(quota: Mapping) -> _Quota:
     # Extended resources can only be quota'd as "requests.<name>". status (not spec) is what the
     # quota controller has processed and what admission uses.
@@ -679,6 +700,7 @@ class LedgerView:
 
 
 __all__ = [
+    "unschedulable_for_gpu",
     "Capacity",
     "Decision",
     "GPU_ANNOTATION",

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 import time
 from functools import partial
@@ -60,7 +59,18 @@ from .profiles import (
     normalize_profiles,
     validate_profiles,
 )
-from .quota import REASONS, Decision, GpuLedger, Policy, Usage, count_of, gpu_annotations, is_gpu_resource, render_message
+from .quota import (
+    REASONS,
+    Decision,
+    GpuLedger,
+    Policy,
+    Usage,
+    count_of,
+    gpu_annotations,
+    is_gpu_resource,
+    render_message,
+    unschedulable_for_gpu,
+)
 
 # -- the process-wide ledger ------------------------------------------------------------------
 
@@ -711,29 +721,25 @@ class GpuQuotaMixin(LoggingConfigurable):
         the same message there as in its ``FailedScheduling`` event), every 0.25 s, until the
         pod is bound to a node.
         """
-        insufficient = re.compile(rf"Insufficient {re.escape(resource)}(\W|$)")
         since = None
         try:
             while True:
                 await asyncio.sleep(0.25)
                 reflector = self.pod_reflector
                 pod = reflector.pods.get(key) if reflector is not None else None
-                if pod is None:
-                    continue
-                if (pod.get("spec") or {}).get("nodeName"):
+                if pod is not None and (pod.get("spec") or {}).get("nodeName"):
                     return
-                cond = next((c for c in (pod.get("status") or {}).get("conditions") or [] if c.get("type") == "PodScheduled"), None)
-                message = (cond or {}).get("message") or ""
-                if cond and cond.get("status") == "False" and cond.get("reason") == "Unschedulable" and insufficient.search(message):
-                    now = time.monotonic()
-                    since = since or now
-                    if now - since >= self.gpu_unschedulable_timeout:
-                        self._gpu_unschedulable = message
-                        if self._gpu_inner is not None and not self._gpu_inner.done():
-                            self._gpu_inner.cancel()
-                        return
-                else:
+                message = unschedulable_for_gpu(pod, resource)
+                if message is None:
                     since = None
+                    continue
+                now = time.monotonic()
+                since = since or now
+                if now - since >= self.gpu_unschedulable_timeout:
+                    self._gpu_unschedulable = message
+                    if self._gpu_inner is not None and not self._gpu_inner.done():
+                        self._gpu_inner.cancel()
+                    return
         except asyncio.CancelledError:
             pass
 

@@ -353,3 +353,40 @@ def test_decision_cost_independent_of_running_pods():
     median_ms = statistics.median(times) * 1000
     print(f"decision with 5,000 running pods: median {median_ms * 1000:.1f} µs")
     assert median_ms < 1.0
+
+
+def _pending(status="False", reason="Unschedulable", message="", node=None):
+    pod = {"spec": {}, "status": {"phase": "Pending", "conditions": [
+        {"type": "PodScheduled", "status": status, "reason": reason, "message": message}]}}
+    if node:
+        pod["spec"]["nodeName"] = node
+    return pod
+
+
+GPU_MSG = ("0/4 nodes are available: 4 Insufficient nvidia.com/gpu. "
+           "preemption: 0/4 nodes are available: 4 No preemption victims found for incoming pod.")
+
+
+@pytest.mark.parametrize(
+    "pod, resource, expected",
+    [
+        (_pending(message=GPU_MSG), "nvidia.com/gpu", GPU_MSG),
+        (_pending(message=GPU_MSG), "amd.com/gpu", None),
+        (_pending(message="0/2 nodes are available: 2 Insufficient nvidia.com/gpu-extra."), "nvidia.com/gpu", None),
+        (_pending(message="0/2 nodes are available: 2 Insufficient nvidia.com/gpu.shared."), "nvidia.com/gpu", None),
+        (_pending(message="0/3 nodes are available: 1 Insufficient nvidia.com/gpu, 2 Insufficient cpu."), "nvidia.com/gpu",
+         "0/3 nodes are available: 1 Insufficient nvidia.com/gpu, 2 Insufficient cpu."),
+        (_pending(message="0/4 nodes are available: 4 Insufficient cpu."), "nvidia.com/gpu", None),
+        (_pending(reason="SchedulingGated", message=GPU_MSG), "nvidia.com/gpu", None),
+        (_pending(status="True", reason="", message=""), "nvidia.com/gpu", None),
+        (_pending(message=GPU_MSG, node="gpu-a100-0"), "nvidia.com/gpu", None),
+        (None, "nvidia.com/gpu", None),
+        ({}, "nvidia.com/gpu", None),
+    ],
+    ids=["insufficient-gpu", "other-vendor", "longer-resource-name", "dotted-longer-name", "gpu-then-comma", "insufficient-cpu", "gated",
+         "scheduled-condition", "bound-to-node", "no-pod", "empty-pod"],
+)
+def test_unschedulable_for_gpu(pod, resource, expected):
+    from jhplatform.quota import unschedulable_for_gpu
+
+    assert unschedulable_for_gpu(pod, resource) == expected
