@@ -1,6 +1,7 @@
 """Small helpers for tests (import as `from helpers import ...`)."""
 
 import asyncio
+from pathlib import Path
 
 
 async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
@@ -16,3 +17,8 @@ async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, mes
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         await asyncio.sleep(interval)
+
+
+#: The repository's root and the test data shipped beside the tests.
+REPO = Path(__file__).resolve().parent.parent
+TEST_DATA = REPO / "tests" / "data"

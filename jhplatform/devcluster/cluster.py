@@ -19,7 +19,7 @@ import secrets as _secrets
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from .. import security
+from ..policy import security
 from . import defaults, errors, limitrange, quota, storageclasses, validation
 from .store import RESOURCES, Change, Store, now_rfc3339
 

@@ -17,7 +17,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from jhplatform.quantity import Quantity, format_quantity
+from jhplatform.policy.quantity import Quantity, format_quantity
 
 from . import errors
 from .store import RESOURCES, Change, Store

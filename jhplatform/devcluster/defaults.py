@@ -22,7 +22,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from jhplatform.quantity import parse_quantity
+from jhplatform.policy.quantity import parse_quantity
 
 from .errors import KINDS
 from .store import api_version

@@ -10,7 +10,7 @@ import copy
 
 from jhplatform.devcluster import errors
 from jhplatform.devcluster.quota import ResourceList, default_pod_requests, pod_limits, pod_requests, resource_list
-from jhplatform.quantity import Quantity, format_quantity
+from jhplatform.policy.quantity import Quantity, format_quantity
 
 ANNOTATION = "kubernetes.io/limit-ranger"
 # Go's MaxMilliValue: below it, comparisons use milli units for precision.

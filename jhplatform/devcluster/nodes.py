@@ -27,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from jhplatform.quantity import Quantity
+from jhplatform.policy.quantity import Quantity
 
 from .selectors import label_value_errors, qualified_name_errors
 

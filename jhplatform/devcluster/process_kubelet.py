@@ -369,7 +369,7 @@ class ProcessKubelet(Kubelet):
         return str(values.get(path, ""))
 
     def _resource_value(self, rt: _PodRuntime, c: dict, ref: dict) -> str:
-        from ..quantity import parse_quantity
+        from ..policy.quantity import parse_quantity
 
         resource = ref.get("resource", "")
         kind, _, name = resource.partition(".")

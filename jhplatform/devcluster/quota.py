@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from jhplatform.devcluster import errors
-from jhplatform.quantity import Quantity
+from jhplatform.policy.quantity import Quantity
 
 ResourceList = dict[str, Quantity]
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 
-from jhplatform.quantity import Quantity
+from jhplatform.policy.quantity import Quantity
 
 from . import errors
 

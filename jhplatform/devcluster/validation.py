@@ -21,7 +21,7 @@ import binascii
 import re
 from typing import Any
 
-from jhplatform.quantity import Quantity
+from jhplatform.policy.quantity import Quantity
 
 from . import errors
 from .selectors import (

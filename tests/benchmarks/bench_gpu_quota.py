@@ -7,7 +7,7 @@ Run from the repository root::
 
 Figures (goal: a decision < 1 ms median):
 
-1. **Decisions** on the hub's :class:`~jhplatform.quota.GpuLedger`, fed as the hub feeds it
+1. **Decisions** on the hub's :class:`~jhplatform.policy.gpu_ledger.GpuLedger`, fed as the hub feeds it
    (``rebuild`` with the pod reflector's ``{"namespace/name": pod}`` dict, ``set_quotas`` with a
    ResourceQuota) with 5,000 running hub pods: KubeSpawner's labels and annotations plus the GPU
    annotations PlatformSpawner writes, 4,000 users, 41 groups, about 12 % of the pods on GPUs
@@ -80,9 +80,9 @@ for p in (str(REPO), str(HERE.parent)):
 
 from doubles import make_spawner  # noqa: E402
 from jhplatform.devcluster.runtime import DevCluster  # noqa: E402
-from jhplatform.profiles import build_form_view, gpu_request  # noqa: E402
-from jhplatform.quota import GPU_GROUPS_ANNOTATION, USER_ANNOTATION, gpu_annotations  # noqa: E402
-from jhplatform.spawner_gpu import gpu_ledger, reset_gpu_ledger  # noqa: E402
+from jhplatform.policy.profiles import build_form_view, gpu_request  # noqa: E402
+from jhplatform.policy.gpu_ledger import GPU_GROUPS_ANNOTATION, USER_ANNOTATION, gpu_annotations  # noqa: E402
+from jhplatform.spawner.gpu import gpu_ledger, reset_gpu_ledger  # noqa: E402
 
 NS = "jhub"
 GPU = "nvidia.com/gpu"

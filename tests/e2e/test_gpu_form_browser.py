@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from helpers import REPO
 from hubstack import HubStack
 from jhplatform.devcluster.nodes import parse_nodes
 
@@ -44,7 +45,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--no-first-run",
 ]
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "gpu-form.png"
+SCREENSHOT = REPO / "docs" / "img" / "gpu-form.png"
 
 NS = "gpu"
 GPU = "nvidia.com/gpu"

@@ -1,20 +1,63 @@
 """The import layering in pyproject.toml's [tool.importlinter] holds.
 
 We test these aspects:
-- policy modules (security, quota, profiles, storage, quantity) import nothing from the spawner,
-  the emulator, the CLI or the libraries that do I/O;
-- the emulator imports only policy from the rest of jhplatform.
+- each contract (policy is pure; devcluster uses only policy; the wings are independent; cli on
+  top) is kept by the package as it stands, by name;
+- the contracts can fail: a policy module that imports the spawner, and an emulator module that
+  imports the CLI, are each reported as broken in a copy of the package.
 """
 
+from __future__ import annotations
+
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+import pytest
+
+from helpers import REPO
+
+LINT = Path(sys.executable).parent / "lint-imports"
+CONTRACTS = {
+    "policy-is-pure": "policy: pure, imports no plugin, emulator or CLI wing and no I/O library",
+    "devcluster-uses-only-policy": "devcluster: imports only policy from the rest of jhplatform, and no hub library",
+    "wings-are-independent": "spawner, devcluster: no wing imports another; they share only policy",
+    "cli-on-top": "cli: the top layer; no wing imports it",
+}
 
 
-def test_import_contracts_are_kept():
-    lint = Path(sys.executable).parent / "lint-imports"
-    result = subprocess.run([str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True, timeout=120)
+def lint(root: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(root))
+    return subprocess.run(
+        [str(LINT), "--no-cache"], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_every_contract_is_kept():
+    result = lint(REPO)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 kept, 0 broken" in result.stdout
+    for name in CONTRACTS.values():
+        assert f"{name} KEPT" in result.stdout
+    assert f"{len(CONTRACTS)} kept, 0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "module, bad_import, contract",
+    [
+        ("policy/gpu_ledger.py", "import jhplatform.spawner", "policy-is-pure"),
+        ("policy/storage.py", "import kubespawner", "policy-is-pure"),
+        ("devcluster/store.py", "import jhplatform.cli", "devcluster-uses-only-policy"),
+        ("spawner/form.py", "import jhplatform.devcluster.errors", "wings-are-independent"),
+    ],
+    ids=["policy-imports-spawner", "policy-imports-kubespawner", "devcluster-imports-cli", "spawner-imports-devcluster"],
+)
+def test_a_forbidden_import_breaks_its_contract(tmp_path, module, bad_import, contract):
+    shutil.copytree(REPO / "jhplatform", tmp_path / "jhplatform", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / "jhplatform" / module
+    target.write_text(target.read_text() + f"\n{bad_import}  # added by the layer test\n")
+    result = lint(tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"{CONTRACTS[contract]} BROKEN" in result.stdout

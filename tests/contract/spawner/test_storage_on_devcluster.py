@@ -39,19 +39,18 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from doubles import make_spawner
-from helpers import wait_for
-from jhplatform import orphaned_claims
+from helpers import REPO, wait_for
+from jhplatform.cli import orphaned_claims
 from jhplatform.devcluster.errors import ApiError
 from jhplatform.devcluster.faults import Fault
-from jhplatform.security import restricted_violations
+from jhplatform.policy.security import restricted_violations
 from jhplatform.spawner import PlatformSpawner
-from jhplatform.spawner_storage import StorageError
+from jhplatform.spawner.storage import StorageError
 
 NS = "jhub"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
 IMAGE = "quay.io/jupyter/pytorch-notebook:2025-01-06"
 GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-REPO = Path(__file__).resolve().parents[2]
 
 PROFILES = [
     {"display_name": "CPU", "slug": "cpu", "default": True, "kubespawner_override": {"cpu_limit": 2}},

@@ -19,10 +19,10 @@ import jsonschema
 import yaml
 from traitlets.config import Config
 
-from jhplatform.checks import check_profiles
+from helpers import REPO, TEST_DATA
+from jhplatform.spawner.checks import check_profiles
 
-REPO = Path(__file__).resolve().parents[2]
-Z2JH = Path(__file__).resolve().parents[1] / "data" / "z2jh-4.4.0"
+Z2JH = TEST_DATA / "z2jh-4.4.0"
 
 
 def merged_values() -> dict:

@@ -1,4 +1,4 @@
-"""Kubernetes resource quantities (jhplatform.quantity).
+"""Kubernetes resource quantities (jhplatform.policy.quantity).
 
 Aspects covered:
 - parsing of decimal SI, binary SI and decimal-exponent suffixes, and of ints/floats/Decimals;
@@ -16,7 +16,7 @@ from decimal import Decimal
 
 import pytest
 
-from jhplatform.quantity import (
+from jhplatform.policy.quantity import (
     BINARY_SI,
     DECIMAL_EXPONENT,
     DECIMAL_SI,

@@ -24,9 +24,9 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from kubespawner import KubeSpawner
 
 from doubles import make_spawner
-from helpers import wait_for
+from helpers import TEST_DATA, wait_for
 
-REFERENCE = Path(__file__).resolve().parents[1] / "data" / "kubespawner-requests"
+REFERENCE = TEST_DATA / "kubespawner-requests"
 
 PSA_403 = (
     'pods "jupyter-start" is forbidden: violates PodSecurity "restricted:latest": '

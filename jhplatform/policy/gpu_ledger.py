@@ -14,7 +14,7 @@ start a server with ``count`` GPUs of this kind now? It keeps
   reflector's key) so a reservation and the pod it becomes are never counted twice;
 - **caps** per user and per group (:class:`Policy`).
 
-The spawner glue (:mod:`jhplatform.spawner_gpu`) feeds it from watches and calls
+The spawner glue (:mod:`jhplatform.spawner.gpu`) feeds it from watches and calls
 :meth:`GpuLedger.decide` then :meth:`GpuLedger.reserve` with no ``await`` in between, which is
 what makes a reservation atomic on the hub's single event loop.
 

@@ -1,4 +1,4 @@
-"""Unit tests for jhplatform.security (Pod Security Standards as pod-security-admission runs them).
+"""Unit tests for jhplatform.policy.security (Pod Security Standards as pod-security-admission runs them).
 
 Aspects covered:
 - every check id, passing and failing, with the exact reason and detail text;
@@ -15,7 +15,7 @@ Aspects covered:
 
 import pytest
 
-from jhplatform.security.pss import (
+from jhplatform.policy.security.pss import (
     LATEST_VERSION, LEVELS, Violation, baseline_violations, evaluate, forbidden_message,
     join_quote, namespace_policy, parse_level, parse_version, pluralize, restricted_violations,
     violation_summary)

@@ -1,4 +1,4 @@
-"""Unit tests for jhplatform.security.harden: ``harden``, ``explain`` and ``hints`` (pure, no I/O).
+"""Unit tests for jhplatform.policy.security.harden: ``harden``, ``explain`` and ``hints`` (pure, no I/O).
 
 We test these aspects:
 - ``harden`` of KubeSpawner 7.1's default pod body (as ``make_pod`` renders it, in API form)
@@ -32,8 +32,8 @@ import copy
 
 import pytest
 
-from jhplatform.security import HardeningPolicy, explain, harden, restricted_violations
-from jhplatform.security.harden import Z2JH_METADATA_BLOCKER, hints
+from jhplatform.policy.security import HardeningPolicy, explain, harden, restricted_violations
+from jhplatform.policy.security.harden import Z2JH_METADATA_BLOCKER, hints
 
 IMAGE = "quay.io/jupyterhub/singleuser:latest"
 

@@ -70,7 +70,7 @@ def _devcluster_parser(sub: argparse._SubParsersAction) -> None:
 
 
 async def _run_devcluster(args: argparse.Namespace) -> int:
-    from .devcluster.runtime import DevCluster
+    from ..devcluster.runtime import DevCluster
 
     try:
         server = DevCluster(nodes=args.nodes, kubelet=args.kubelet, state_dir=args.state_dir, seed=args.seed)
@@ -115,6 +115,3 @@ def main(argv: list[str] | None = None) -> int:
     parser.error(f"unknown command {args.command}")
     return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -44,7 +44,7 @@ from kubespawner import KubeSpawner
 from traitlets.config import Config
 
 from doubles import FakeUser, make_spawner
-from jhplatform.security import restricted_violations
+from jhplatform.policy.security import restricted_violations
 from jhplatform.spawner import PlatformSpawner, SecurityPolicyRefusal
 
 NS = "secure"

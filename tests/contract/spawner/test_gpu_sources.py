@@ -25,9 +25,9 @@ import yaml
 from traitlets import TraitError
 
 from doubles import make_spawner
-from helpers import wait_for
+from helpers import REPO, wait_for
 from jhplatform.spawner import PlatformSpawner
-from jhplatform.spawner_gpu import check_gpu_profiles, gpu_ledger, reset_gpu_ledger
+from jhplatform.spawner.gpu import check_gpu_profiles, gpu_ledger, reset_gpu_ledger
 
 pytestmark = pytest.mark.contract
 
@@ -120,7 +120,7 @@ def test_broken_gpu_profile_refused_at_load():
 
 
 def granted(kind: str) -> set[tuple[str, str]]:
-    docs = list(yaml.safe_load_all((Path(__file__).resolve().parents[2] / "helm-values" / "gpu-rbac.yaml").read_text()))
+    docs = list(yaml.safe_load_all((REPO / "helm-values" / "gpu-rbac.yaml").read_text()))
     return {(res, verb) for d in docs if d["kind"] == kind for rule in d["rules"] for res in rule["resources"] for verb in rule["verbs"]}
 
 

@@ -1,6 +1,6 @@
 """PlatformSpawner: KubeSpawner whose every pod meets Pod Security Standards "restricted".
 
-Glue only: the hardening and the checks live in :mod:`jhplatform.security`. This class hooks
+Glue only: the hardening and the checks live in :mod:`jhplatform.policy.security`. This class hooks
 them into KubeSpawner's own extension points:
 
 - ``get_pod_manifest``: the pod KubeSpawner built (after profile overrides, user options,
@@ -14,7 +14,7 @@ them into KubeSpawner's own extension points:
   next (KubeSpawner merges dict overrides in place).
 
 Storage (home claims that are never lost, shared datasets, scratch, ``/dev/shm``) comes from
-:class:`~jhplatform.spawner_storage.StorageMixin`: its volumes are added inside
+:class:`~jhplatform.spawner.storage.StorageMixin`: its volumes are added inside
 ``get_pod_manifest`` before hardening, and its ``prepare_storage`` runs at the end of
 ``load_user_options``, after the security check.
 """
@@ -30,10 +30,10 @@ from typing import Any
 from kubespawner import KubeSpawner
 from traitlets import Bool, Callable, Enum, List, TraitError, Unicode, default, validate
 
-from .security import HardeningPolicy, explain, harden, restricted_violations
-from .security.harden import hints
-from .spawner_gpu import GpuQuotaMixin
-from .spawner_storage import StorageMixin
+from ..policy.security import HardeningPolicy, explain, harden, restricted_violations
+from ..policy.security.harden import hints
+from .gpu import GpuQuotaMixin
+from .storage import StorageMixin
 
 log = logging.getLogger("jhplatform.spawner")
 

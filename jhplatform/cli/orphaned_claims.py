@@ -8,7 +8,7 @@ reads: it never deletes anything.
 It asks the hub for every user (``GET /hub/api/users``, paginated) and Kubernetes for every home
 claim (label ``component=singleuser-storage``) in the namespace, and lists the claims whose
 ``hub.jupyter.org/username`` names no hub user. The decision is
-:func:`jhplatform.storage.orphaned_claims`.
+:func:`jhplatform.policy.storage.orphaned_claims`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 
-from . import storage
+from ..policy import storage
 
 PAGINATION_MEDIA_TYPE = "application/jupyterhub-pagination+json"
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")

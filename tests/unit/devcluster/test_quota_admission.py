@@ -25,7 +25,7 @@ import pytest
 
 from jhplatform.devcluster import quota
 from jhplatform.devcluster.errors import ApiError
-from jhplatform.quantity import Quantity
+from jhplatform.policy.quantity import Quantity
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
 

@@ -1,6 +1,6 @@
 """StorageMixin: home claims that are never lost, shared read-only datasets, scratch and /dev/shm.
 
-The policy lives in :mod:`jhplatform.storage` (pure); this mixin applies it to
+The policy lives in :mod:`jhplatform.policy.storage` (pure); this mixin applies it to
 :class:`~jhplatform.spawner.PlatformSpawner` through KubeSpawner's own extension points:
 
 - ``add_storage_volumes`` (called by PlatformSpawner.get_pod_manifest): the datasets this user and profile get, scratch space and ``/dev/shm``
@@ -39,8 +39,8 @@ from slugify import slugify
 from traitlets import Dict, List, TraitError, Unicode, default, validate
 from traitlets.config import Config, LoggingConfigurable
 
-from . import storage
-from .quantity import Quantity
+from ..policy import storage
+from ..policy.quantity import Quantity
 
 #: Where the claim names this spawner resolved are kept in the hub's database, per template.
 STATE_KEY = "jhplatform_pvc_names"

@@ -4,7 +4,7 @@ KubeSpawner's own ``form.html`` plus, for each GPU profile, what is free and, fo
 user cannot have, a ``disabled`` control and a visible reason. KubeSpawner renders it with its
 Jinja2 environment (so ``{% include 'style.css' %}`` finds KubeSpawner's stylesheet), with
 ``profile_list`` (each profile carrying ``gpu_view``, see
-:class:`jhplatform.profiles.ProfileView`) and ``user_options``.
+:class:`jhplatform.policy.profiles.ProfileView`) and ``user_options``.
 
 Stable hooks for tests and for admins who style or script the form:
 

@@ -1,4 +1,4 @@
-"""GPU profiles as data (jhplatform.profiles) and the spawn form's GPU markup.
+"""GPU profiles as data (jhplatform.policy.profiles) and the spawn form's GPU markup.
 
 Aspects covered:
 - validation at load: each kind of mistake gives one message naming
@@ -20,8 +20,8 @@ from html.parser import HTMLParser
 import pytest
 from jinja2 import ChoiceLoader, Environment, PackageLoader
 
-from jhplatform.gpu_form import FORM_TEMPLATE
-from jhplatform.profiles import (
+from jhplatform.spawner.form import FORM_TEMPLATE
+from jhplatform.policy.profiles import (
     ExtendList,
     GpuRequest,
     RequireNodeLabel,
@@ -33,7 +33,7 @@ from jhplatform.profiles import (
     validate_profiles,
     GpuProfileError,
 )
-from jhplatform.quota import GpuLedger, Policy, gpu_annotations
+from jhplatform.policy.gpu_ledger import GpuLedger, Policy, gpu_annotations
 
 GPU = "nvidia.com/gpu"
 PRODUCT = "nvidia.com/gpu.product"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from traitlets.config import Config
 
-log = logging.getLogger("jhplatform.checks")
+log = logging.getLogger("jhplatform.spawner.checks")
 
 SAMPLE_USER = "jhplatform-sample-user"
 

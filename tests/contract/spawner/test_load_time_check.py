@@ -15,7 +15,7 @@ import io
 import pytest
 from traitlets.config import Config
 
-from jhplatform.checks import check_profiles, fail_on_problems
+from jhplatform.spawner.checks import check_profiles, fail_on_problems
 
 ROOT_INIT = {"name": "fix-perms", "image": "busybox:1.36", "command": ["chown", "-R", "1000", "/home/jovyan"],
              "securityContext": {"runAsUser": 0}}

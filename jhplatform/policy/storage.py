@@ -1,7 +1,7 @@
 """Storage policy for user servers (pure: no I/O, no traitlets).
 
 What a user's pod mounts besides the image, and what happens to the home claim, decided from
-plain data so every rule can be tested as a table. :mod:`jhplatform.spawner_storage` applies
+plain data so every rule can be tested as a table. :mod:`jhplatform.spawner.storage` applies
 these decisions to KubeSpawner (traits, API calls, progress messages); the ``jhplatform
 orphaned-claims`` command uses :func:`orphaned_claims`.
 

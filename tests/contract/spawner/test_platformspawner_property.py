@@ -34,7 +34,7 @@ from kubernetes_asyncio.client import V1Container
 
 from doubles import make_spawner
 from jhplatform.devcluster import errors
-from jhplatform.security import restricted_violations
+from jhplatform.policy.security import restricted_violations
 from jhplatform.spawner import PlatformSpawner, SecurityPolicyRefusal
 
 EXAMPLES = int(os.environ.get("JHPLATFORM_PROPERTY_EXAMPLES", "2000"))

@@ -1,4 +1,4 @@
-"""The GPU ledger (jhplatform.quota): capacity, usage, caps and the messages users see.
+"""The GPU ledger (jhplatform.policy.gpu_ledger): capacity, usage, caps and the messages users see.
 
 Aspects covered:
 - decisions as a table: no capacity source, quota (with this hub's pods, other workloads,
@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from jhplatform.quota import (
+from jhplatform.policy.gpu_ledger import (
     GPU_GROUPS_ANNOTATION,
     Decision,
     GpuLedger,
@@ -387,6 +387,6 @@ GPU_MSG = ("0/4 nodes are available: 4 Insufficient nvidia.com/gpu. "
          "scheduled-condition", "bound-to-node", "no-pod", "empty-pod"],
 )
 def test_unschedulable_for_gpu(pod, resource, expected):
-    from jhplatform.quota import unschedulable_for_gpu
+    from jhplatform.policy.gpu_ledger import unschedulable_for_gpu
 
     assert unschedulable_for_gpu(pod, resource) == expected

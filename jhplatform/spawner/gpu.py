@@ -1,7 +1,7 @@
 """Quota-aware GPU profiles for PlatformSpawner: the glue between KubeSpawner and the policy.
 
-The policy is pure and lives elsewhere: :mod:`jhplatform.profiles` (GPU profiles as data, the
-form's view) and :mod:`jhplatform.quota` (the :class:`~jhplatform.quota.GpuLedger`). This
+The policy is pure and lives elsewhere: :mod:`jhplatform.policy.profiles` (GPU profiles as data, the
+form's view) and :mod:`jhplatform.policy.gpu_ledger` (the :class:`~jhplatform.policy.gpu_ledger.GpuLedger`). This
 module feeds the ledger from watches and applies its decisions at KubeSpawner's extension points:
 
 - ``profile_list`` is validated when the config is loaded and normalized (each GPU profile gets
@@ -47,7 +47,7 @@ from tornado import web
 from traitlets import Bool, Dict, Float, Int, TraitError, default, validate
 from traitlets.config import LoggingConfigurable
 
-from .profiles import (
+from ..policy.profiles import (
     GpuProfileError,
     annotate_profiles,
     build_form_view,
@@ -59,7 +59,7 @@ from .profiles import (
     normalize_profiles,
     validate_profiles,
 )
-from .quota import (
+from ..policy.gpu_ledger import (
     REASONS,
     Decision,
     GpuLedger,
@@ -383,7 +383,7 @@ class GpuQuotaMixin(LoggingConfigurable):
 
     @default("profile_form_template")
     def _gpu_profile_form_template_default(self):
-        from .gpu_form import FORM_TEMPLATE
+        from .form import FORM_TEMPLATE
 
         return FORM_TEMPLATE
 
@@ -590,7 +590,7 @@ class GpuQuotaMixin(LoggingConfigurable):
     async def load_user_options(self):
         await super().load_user_options()
         if not self._gpu_spawning:
-            return  # rendering for a check (jhplatform.checks), not spawning
+            return  # rendering for a check (jhplatform.spawner.checks), not spawning
         profile_list = await self._gpu_profile_list()
         request = self._gpu_request_from_traits(profile_list)
         key = self._gpu_pod_key()

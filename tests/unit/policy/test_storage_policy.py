@@ -1,4 +1,4 @@
-"""The storage policy as tables: jhplatform.storage (pure) and the claims PlatformSpawner builds.
+"""The storage policy as tables: jhplatform.policy.storage (pure) and the claims PlatformSpawner builds.
 
 We test these aspects:
 - home claim manifests as whole dicts, per profile (size, class, access modes, labels,
@@ -23,9 +23,9 @@ from traitlets import TraitError
 from traitlets.config import Config
 
 from doubles import make_spawner
-from jhplatform import storage
+from jhplatform.policy import storage
 from jhplatform.spawner import PlatformSpawner
-from jhplatform.spawner_storage import storage_config_problems
+from jhplatform.spawner.storage import storage_config_problems
 
 # -- claim manifests --------------------------------------------------------------------------
 
@@ -747,13 +747,13 @@ def test_format_age(created, age):
     ["https://jupyter.example.org", "https://jupyter.example.org/", "https://jupyter.example.org/hub", "https://jupyter.example.org/hub/api/"],
 )
 def test_users_url(hub_url):
-    from jhplatform.orphaned_claims import users_url
+    from jhplatform.cli.orphaned_claims import users_url
 
     assert users_url(hub_url) == "https://jupyter.example.org/hub/api/users"
 
 
 def test_render_table():
-    from jhplatform.orphaned_claims import render_table
+    from jhplatform.cli.orphaned_claims import render_table
 
     orphans = [
         storage.OrphanedClaim("claim-bob", "jhub", "bob", "", "10Gi", "2025-03-07T12:00:00Z"),

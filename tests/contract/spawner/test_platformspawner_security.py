@@ -20,7 +20,7 @@ from kubespawner import KubeSpawner
 
 from doubles import make_spawner
 from jhplatform.spawner import PlatformSpawner, SecurityPolicyRefusal
-from jhplatform.security import restricted_violations
+from jhplatform.policy.security import restricted_violations
 
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
 

@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .quota import Decision, Selector, availability_text
+from .gpu_ledger import Decision, Selector, availability_text
 
 SETTING = "PlatformSpawner.profile_list"
 GPU_KEYS = ("resource", "count", "type", "type_label", "type_value", "option", "toleration", "scheduling")
@@ -437,7 +437,7 @@ class ProfileView:
     count: int | None = None
     text: str = ""  # "3 of 8 A100 free · you use 0 of 1"
     reason: str = ""  # why it is disabled, for the user
-    reason_code: str = ""  # one of jhplatform.quota.REASONS
+    reason_code: str = ""  # one of jhplatform.policy.gpu_ledger.REASONS
     free: int | None = None
     total: int | None = None
     user_used: int = 0
@@ -458,7 +458,7 @@ def build_form_view(profile_list: list, ledger_view, user_options: Mapping | Non
     """Per profile of an initialized ``profile_list``: availability, disabled state and reason.
 
     ``ledger_view`` has ``decide(resource, type, count, selector) -> Decision`` (a
-    :class:`jhplatform.quota.LedgerView`), so the form uses exactly the spawn's policy. The
+    :class:`jhplatform.policy.gpu_ledger.LedgerView`), so the form uses exactly the spawn's policy. The
     profile to check is the user's last one if available, else the default if available, else
     the first available one; likewise the selected choice of a GPU option.
     """
