@@ -10,11 +10,14 @@ PYTEST_ARGS ?=
 DEMO_PORT ?= 8001
 DEMO_DIR := .demo
 
-.PHONY: demo test install clean help
+DOCS_BUILD := build/docs
+
+.PHONY: demo test docs install clean help
 
 help:
 	@echo "make demo   - run the platform locally (Kubernetes API emulator with a GPU node pool)"
-	@echo "make test   - install everything the suite needs and run it"
+	@echo "make test   - install everything the suite needs, build the docs and run the suite"
+	@echo "make docs   - build the documentation into $(DOCS_BUILD)/html (warnings are errors)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +38,12 @@ $(CHROMIUM):
 
 install: $(VENV)/.installed $(CHP) $(CHROMIUM)
 
-test: install
+# The guides and the configuration reference (generated from the traits' help texts); a
+# broken link, a bad help text or a page missing from the index fails the build.
+docs: $(VENV)/.installed
+	$(VENV)/bin/sphinx-build -q -W --keep-going -b html docs $(DOCS_BUILD)/html
+
+test: install docs
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
@@ -45,4 +53,4 @@ demo: install
 		--state-dir $(DEMO_DIR)/state --sample
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) $(DOCS_BUILD) .pytest_cache
