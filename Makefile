@@ -9,6 +9,9 @@ CHP := $(VENV)/node_modules/.bin/configurable-http-proxy
 PYTEST_ARGS ?=
 DEMO_PORT ?= 8001
 DEMO_DIR := .demo
+# The demo's node pool: CPU nodes, and GPU nodes of both types helm-values/demo.yaml offers
+# (A100 and T4), labelled and tainted like the NVIDIA GPU operator does.
+DEMO_NODES := cpux2:cpu=8,memory=32Gi;gpu-a100x1:cpu=16,memory=128Gi,nvidia.com/gpu=4,label:nvidia.com/gpu.product=NVIDIA-A100-SXM4-40GB,taint:nvidia.com/gpu=present:NoSchedule;gpu-t4x1:cpu=8,memory=32Gi,nvidia.com/gpu=2,label:nvidia.com/gpu.product=Tesla-T4,taint:nvidia.com/gpu=present:NoSchedule
 
 DOCS_BUILD := build/docs
 
@@ -50,7 +53,7 @@ demo: install
 	@mkdir -p $(DEMO_DIR)
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" \
 		$(VENV)/bin/jhplatform devcluster --port $(DEMO_PORT) --kubeconfig $(DEMO_DIR)/kubeconfig \
-		--state-dir $(DEMO_DIR)/state --sample
+		--state-dir $(DEMO_DIR)/state --sample --nodes '$(DEMO_NODES)'
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(DOCS_BUILD) .pytest_cache
