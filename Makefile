@@ -9,12 +9,18 @@ CHP := $(VENV)/node_modules/.bin/configurable-http-proxy
 PYTEST_ARGS ?=
 DEMO_PORT ?= 8001
 DEMO_DIR := .demo
+# The demo's node pool: CPU nodes, and GPU nodes of both types helm-values/demo.yaml offers
+# (A100 and T4), labelled and tainted like the NVIDIA GPU operator does.
+DEMO_NODES := cpux2:cpu=8,memory=32Gi;gpu-a100x1:cpu=16,memory=128Gi,nvidia.com/gpu=4,label:nvidia.com/gpu.product=NVIDIA-A100-SXM4-40GB,taint:nvidia.com/gpu=present:NoSchedule;gpu-t4x1:cpu=8,memory=32Gi,nvidia.com/gpu=2,label:nvidia.com/gpu.product=Tesla-T4,taint:nvidia.com/gpu=present:NoSchedule
 
-.PHONY: demo test install clean help
+DOCS_BUILD := build/docs
+
+.PHONY: demo test docs install clean help
 
 help:
 	@echo "make demo   - run the platform locally (Kubernetes API emulator with a GPU node pool)"
-	@echo "make test   - install everything the suite needs and run it"
+	@echo "make test   - install everything the suite needs, build the docs and run the suite"
+	@echo "make docs   - build the documentation into $(DOCS_BUILD)/html (warnings are errors)"
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,14 +41,19 @@ $(CHROMIUM):
 
 install: $(VENV)/.installed $(CHP) $(CHROMIUM)
 
-test: install
+# The guides and the configuration reference (generated from the traits' help texts); a
+# broken link, a bad help text or a page missing from the index fails the build.
+docs: $(VENV)/.installed
+	$(VENV)/bin/sphinx-build -q -W --keep-going -b html docs $(DOCS_BUILD)/html
+
+test: install docs
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 demo: install
 	@mkdir -p $(DEMO_DIR)
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" \
 		$(VENV)/bin/jhplatform devcluster --port $(DEMO_PORT) --kubeconfig $(DEMO_DIR)/kubeconfig \
-		--state-dir $(DEMO_DIR)/state --sample
+		--state-dir $(DEMO_DIR)/state --sample --nodes '$(DEMO_NODES)'
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) $(DOCS_BUILD) .pytest_cache

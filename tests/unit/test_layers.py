@@ -3,8 +3,9 @@
 We test these aspects:
 - each contract (policy is pure; devcluster uses only policy; the wings are independent; cli on
   top) is kept by the package as it stands, by name;
-- the contracts can fail: a policy module that imports the spawner, and an emulator module that
-  imports the CLI, are each reported as broken in a copy of the package.
+- the contracts can fail: a policy module that imports the spawner or the z2jh drop-in, and an
+  emulator module that imports the CLI or the z2jh drop-in, are each reported as broken in a
+  copy of the package.
 """
 
 from __future__ import annotations
@@ -50,8 +51,17 @@ def test_every_contract_is_kept():
         ("policy/storage.py", "import kubespawner", "policy-is-pure"),
         ("devcluster/store.py", "import jhplatform.cli", "devcluster-uses-only-policy"),
         ("spawner/form.py", "import jhplatform.devcluster.errors", "wings-are-independent"),
+        ("policy/quantity.py", "import jhplatform.z2jh.helm", "policy-is-pure"),
+        ("devcluster/store.py", "import jhplatform.z2jh", "devcluster-uses-only-policy"),
     ],
-    ids=["policy-imports-spawner", "policy-imports-kubespawner", "devcluster-imports-cli", "spawner-imports-devcluster"],
+    ids=[
+        "policy-imports-spawner",
+        "policy-imports-kubespawner",
+        "devcluster-imports-cli",
+        "spawner-imports-devcluster",
+        "policy-imports-z2jh",
+        "devcluster-imports-z2jh",
+    ],
 )
 def test_a_forbidden_import_breaks_its_contract(tmp_path, module, bad_import, contract):
     shutil.copytree(REPO / "jhplatform", tmp_path / "jhplatform", ignore=shutil.ignore_patterns("__pycache__"))
