@@ -49,6 +49,7 @@ class Cluster:
         self.store = store or Store()
         self.store.hooks.append(self._garbage_collect)
         self.store.hooks.append(self._recompute_quotas)
+        self.quota_usage = quota.UsageTracker()
         self._ip_counter = 0
         self._event_counter = 0
         self.controllers: list[Any] = []
@@ -110,6 +111,7 @@ class Cluster:
             if reset is not None:
                 await reset()
         self.store.reset()
+        self.quota_usage.reset()
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -544,14 +546,19 @@ class Cluster:
         return owner is not None and owner["metadata"]["uid"] == ref.get("uid")
 
     def _recompute_quotas(self, change: Change) -> None:
-        """The quota controller, made synchronous: recompute ``status`` of every quota in the
-        namespace after a write that changes usage (spec §4.4 recommendation)."""
+        """The quota controller, made synchronous: keep ``status`` of every quota in the
+        namespace up to date after a write that changes usage (spec §4.4 recommendation).
+
+        A quota is synced in full when it is created or its spec changes; after that each
+        object write moves its usage by that object's difference (:class:`quota.UsageTracker`),
+        so the cost of a write does not grow with the namespace."""
         if change.resource not in QUOTA_RESOURCES or not change.namespace:
             return
         if change.resource == "resourcequotas":
             if change.type == "DELETED":
+                self.quota_usage.forget(change.namespace, change.obj["metadata"]["name"])
                 return
-            if change.old is not None and change.old.get("spec") == change.obj.get("spec"):
+            if change.old is not None and change.old.get("spec") == change.obj.get("spec") and self.quota_usage.is_synced(change.obj):
                 return
             quotas = [change.obj]
         else:
@@ -559,9 +566,16 @@ class Cluster:
                 return
             quotas = self.store.list("resourcequotas", change.namespace)
         for q in quotas:
-            objects = {r: self.store.list(r, change.namespace) for r in QUOTA_RESOURCES if r != "resourcequotas"}
-            objects["resourcequotas"] = self.store.list("resourcequotas", change.namespace)
-            status = quota.recompute(q, objects)
+            if self.quota_usage.is_synced(q):
+                if change.resource == "resourcequotas" or not self.quota_usage.observe(
+                    q, change.resource, change.obj, deleted=change.type == "DELETED"
+                ):
+                    continue
+                status = self.quota_usage.status(q)
+            else:
+                objects = {r: self.store.list(r, change.namespace) for r in QUOTA_RESOURCES if r != "resourcequotas"}
+                objects["resourcequotas"] = self.store.list("resourcequotas", change.namespace)
+                status = self.quota_usage.sync(q, objects)
             if status != q.get("status"):
                 current = self.store.find("resourcequotas", change.namespace, q["metadata"]["name"])
                 if current is not None:
