@@ -42,6 +42,7 @@ if str(REPO) not in sys.path:
 
 from jhplatform.devcluster import quota  # noqa: E402
 from jhplatform.devcluster.runtime import DevCluster  # noqa: E402
+from jhplatform.policy.quantity import Quantity  # noqa: E402
 
 NS = "bench-quota"
 QUOTA = {
@@ -96,7 +97,7 @@ async def measure(size: int, incremental: bool, creates: int) -> list[float]:
         for i in range(size):
             server.cluster.create("pods", NS, pod(f"seed-{i:05d}", gpu=i % 8 == 0))
         used = server.cluster.get("resourcequotas", NS, "platform")["status"]["used"]
-        assert used["pods"] == str(size), used
+        assert Quantity(used["pods"]) == Quantity(size), used
         if not incremental:
             server.cluster.quota_usage = NeverInSync()
         url = f"{server.url}/api/v1/namespaces/{NS}/pods"
@@ -110,7 +111,7 @@ async def measure(size: int, incremental: bool, creates: int) -> list[float]:
                     assert r.status == 201, r.status
                 times.append((time.perf_counter() - t0) * 1000)
         used = server.cluster.get("resourcequotas", NS, "platform")["status"]["used"]
-        assert used["pods"] == str(size + creates), used
+        assert Quantity(used["pods"]) == Quantity(size + creates), used
         return times
     finally:
         await server.stop()
