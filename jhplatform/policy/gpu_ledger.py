@@ -56,6 +56,9 @@ REASONS = {
     "nodes": "the GPUs allocatable on schedulable nodes",
     "quota_exceeded": "the apiserver refused the pod: exceeded quota",
     "unschedulable": "the scheduler found no node with a free GPU",
+    "untolerated_taint": "the GPU nodes carry a taint the pod does not tolerate (configuration)",
+    "node_affinity": "the pod's node selector or affinity matches no node that could take it (configuration)",
+    "unschedulable_other": "the scheduler could not place the pod for another reason",
 }
 
 # Device-plugin resource names of the common GPU vendors; profiles can name others.
