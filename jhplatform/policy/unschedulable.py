@@ -16,7 +16,7 @@ filter, then the preemption verdict::
   configuration problem;
 - ``node_affinity``: the pod's node selector or required affinity matches no node that could
   take it: a configuration problem (a label value that no node has);
-- ``other``: anything else (cordoned nodes, missing claims, no nodes at all).
+- ``other``: anything else (cordoned or not-ready nodes, missing claims, no nodes at all).
 
 The histogram does not say which nodes have GPUs, so the rule reads it as a hub admin would.
 Nodes without the GPU always report ``Insufficient <gpu>``, so an untolerated *GPU* taint (a
@@ -78,6 +78,11 @@ def _filters_part(message: str) -> str:
     return rest if sep else text
 
 
+# Taints the node lifecycle controller and cloud providers set for a node's state (not ready,
+# unreachable, cordoned, under pressure): the cluster's condition, not the profile's setup.
+_NODE_STATE_TAINTS = ("node.kubernetes.io/", "node.cloudprovider.kubernetes.io/")
+
+
 def _vendor_taint(key: str) -> bool:
     return is_gpu_resource(key) or key.endswith("/gpu")
 
@@ -99,9 +104,10 @@ def classify_unschedulable(message: str, resources: Iterable[str] = (), known: I
     taints = tuple(dict.fromkeys((m.group("key"), m.group("value").strip()) for m in _TAINT.finditer(part)))
     affinity = bool(_AFFINITY.search(part))
     kwargs = dict(message=message, insufficient_gpu=gpu, insufficient_other=other, taints=taints, affinity_mismatch=affinity)
-    if any(_vendor_taint(k) for k, _ in taints):
+    config_taints = [k for k, _ in taints if not k.startswith(_NODE_STATE_TAINTS)]
+    if any(_vendor_taint(k) for k in config_taints):
         return Unschedulable(UNTOLERATED_TAINT, **kwargs)
-    if taints and not (gpu or other):
+    if config_taints and not (gpu or other):
         return Unschedulable(UNTOLERATED_TAINT, **kwargs)
     if gpu or other:
         return Unschedulable(CAPACITY, **kwargs)
