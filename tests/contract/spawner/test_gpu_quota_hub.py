@@ -15,16 +15,26 @@ We test these aspects:
   watch lagged) becomes a clear 400, with nothing left behind;
 - a GPU pod the scheduler reports ``FailedScheduling … Insufficient nvidia.com/gpu`` for is
   stopped within 10 s with a clear message;
+- a profile whose node selector matches no node, and one whose default toleration is turned
+  off, are each stopped within 10 s with the configuration message (never "no free GPU"),
+  counted in the refusal metric by reason, with the profile, the scheduler's message and the
+  fix in the hub log;
 - 10 consecutive refusals with ``consecutive_failure_limit = 5`` leave the hub running;
-- the race: 100 concurrent REST spawns with 8 GPUs free end with exactly 8 servers running,
-  92 clear refusals and no pod Pending, with no quota request per decision; the metrics
-  show 8 in use, then 8 free again after the servers stop (run 3 times);
+- the race, with the plain KubeSpawner GPU profile (``extra_resource_limits`` only, no ``gpu:``
+  entry, no toleration) on the default tainted pool: 100 concurrent REST spawns with 8 GPUs
+  free end with exactly 8 servers running, 92 clear refusals and no pod Pending, with no quota
+  request per decision; the metrics show 8 in use, then 8 free again after the servers stop
+  (run 3 times);
+- the same race under z2jh's hub settings (``slow_spawn_timeout: 0``, z2jh-hub-loader.md step
+  3): every REST spawn answers 202, 8 servers run, each of the 92 progress streams ends with
+  the refusal's message, and the hub stays up;
 - after a hub restart the ledger is rebuilt from the running pods.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections import Counter
@@ -54,7 +64,16 @@ PROFILES = [
             "1": {"display_name": "1 GPU", "default": True}, "2": {"display_name": "2 GPUs"}, "4": {"display_name": "4 GPUs"}}}},
     },
 ]
-QUOTA_FULL_8 = "All 8 A100 GPUs are in use (yours: 0). Pick the CPU profile or try again later."
+# The plain KubeSpawner way, as the seeds and z2jh's docs write a GPU profile.
+PLAIN_GPU = {"display_name": "GPU", "slug": "gpu", "description": "One GPU",
+             "kubespawner_override": {"extra_resource_limits": {GPU: "1"}}}
+# Configuration mistakes: a GPU type no node has, and a profile that turned the toleration off.
+NO_SUCH_NODE = {"display_name": "H100", "slug": "h100",
+                "kubespawner_override": {"extra_resource_limits": {GPU: "1"}, "node_selector": {PRODUCT: "NVIDIA-H100-80GB-HBM3"}}}
+NO_TOLERATION = {"display_name": "GPU (untolerated)", "slug": "untolerated",
+                 "kubespawner_override": {"extra_resource_limits": {GPU: "1"}, "gpu_default_toleration": False}}
+PROFILES = PROFILES + [PLAIN_GPU, NO_SUCH_NODE, NO_TOLERATION]
+QUOTA_FULL_8 = "All 8 GPUs are in use (yours: 0). Pick the CPU profile or try again later."
 
 
 @pytest.fixture
@@ -406,8 +425,8 @@ async def metrics(hub: HubStack) -> dict[str, float]:
     return out
 
 
-IN_USE = 'jhplatform_gpus_in_use{resource="nvidia.com/gpu",type="A100"}'
-FREE = 'jhplatform_gpus_free{resource="nvidia.com/gpu",type="A100"}'
+IN_USE = 'jhplatform_gpus_in_use{resource="nvidia.com/gpu",type=""}'
+FREE = 'jhplatform_gpus_free{resource="nvidia.com/gpu",type=""}'
 REFUSED_QUOTA = 'jhplatform_gpu_refusals_total{reason="quota"}'
 
 
@@ -426,7 +445,7 @@ async def test_race_100_spawns_for_8_gpus(start_hub, cluster, round_):
 
     mark = len(cluster.requests)
     started = time.monotonic()
-    results = await asyncio.gather(*(spawn(hub, u, {"profile": "a100"}) for u in users))
+    results = await asyncio.gather(*(spawn(hub, u, {"profile": "gpu"}) for u in users))
     answered = time.monotonic() - started
     accepted = [u for u, (status, _) in zip(users, results) if status in (201, 202)]
     refused = [body for status, body in results if status == 400]
@@ -440,6 +459,7 @@ async def test_race_100_spawns_for_8_gpus(start_hub, cluster, round_):
     running = pods(cluster)
     assert sorted(p["metadata"]["name"] for p in running) == sorted(f"jupyter-{u}" for u in accepted)
     assert [p["status"]["phase"] for p in running] == ["Running"] * 8, "no pod Pending"
+    assert all({"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in p["spec"]["tolerations"] for p in running)
     assert cluster.cluster.get("resourcequotas", NS, "gpu-quota")["status"]["used"][f"requests.{GPU}"] == "8"
 
     window = requests_since(cluster, mark)
@@ -500,3 +520,80 @@ async def test_ledger_rebuilt_from_pods_after_hub_restart(start_hub, cluster):
     status, _ = await spawn(hub, "ada", {"profile": "a100"})
     assert status in (201, 202)
     await hub.wait_ready("ada")
+
+
+async def test_race_under_z2jh_hub_settings(start_hub, cluster):
+    # z2jh-hub-loader.md step 3: c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}, so a
+    # REST spawn answers 202 at once and a refusal is the failed event of the progress stream.
+    hub = await start_hub("c.JupyterHub.tornado_settings = {'slow_spawn_timeout': 0}\n")
+    users = [f"z2jh{i:03d}" for i in range(100)]
+    await create_users(hub, *users)
+    await spawn_page(hub, users[0])
+    results = await asyncio.gather(*(spawn(hub, u, {"profile": "gpu"}) for u in users))
+    assert Counter(status for status, _ in results) == {202: 100}
+
+    async def settled(user):
+        async def done():
+            _, model = await hub.request("GET", f"/users/{user}")
+            server = (model.get("servers") or {}).get("")
+            return server is None or (server.get("ready") and not server.get("pending"))
+
+        await wait_for(done, 90, 0.25, message=f"{user}'s spawn settled")
+
+    await asyncio.gather(*(settled(u) for u in users))
+    running = pods(cluster)
+    assert len(running) == 8 and [p["status"]["phase"] for p in running] == ["Running"] * 8, "no pod Pending"
+    winners = {p["metadata"]["annotations"]["hub.jupyter.org/username"] for p in running}
+
+    async def last_event(user):
+        status, stream = await hub.request("GET", f"/users/{user}/server/progress")
+        assert status == 200, stream
+        events = [line[len("data: "):] for line in stream.splitlines() if line.startswith("data: ")]
+        return json.loads(events[-1])
+
+    finals = dict(zip(users, await asyncio.gather(*(last_event(u) for u in users))))
+    refused = {u: e for u, e in finals.items() if u not in winners}
+    assert len(refused) == 92
+    assert {(e.get("failed"), e.get("message")) for e in refused.values()} == {(True, f"Spawn failed: {QUOTA_FULL_8}")}
+    assert all(finals[u].get("ready") for u in winners)
+    await asyncio.sleep(3)  # JupyterHub exits 2 s after reaching consecutive_failure_limit (5)
+    assert hub.proc.poll() is None, hub.log_tail()
+    assert (await hub.request("GET", "/"))[0] == 200
+
+
+CONFIG_MESSAGE = ("The {name} profile cannot start because of how the cluster is set up, so your server was stopped. "
+                  "Your hub admin can see the details in the hub log. Pick the CPU profile.")
+MISCONFIGURED = [
+    ("node-selector-matches-no-node", "h100", "H100", "node_affinity",
+     "node(s) didn't match Pod's node affinity/selector", "nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3"),
+    ("toleration-turned-off", "untolerated", "GPU (untolerated)", "untolerated_taint",
+     "node(s) had untolerated taint {nvidia.com/gpu: present}", "'key': 'nvidia.com/gpu', 'operator': 'Exists'"),
+]
+
+
+@pytest.mark.parametrize("slug, name, reason, scheduler_says, fix", [m[1:] for m in MISCONFIGURED], ids=[m[0] for m in MISCONFIGURED])
+async def test_misconfigured_profile_is_refused_within_10s(start_hub, cluster, slug, name, reason, scheduler_says, fix):
+    hub = await start_hub()
+    await create_users(hub, "ada")
+    before = await metrics(hub)
+    started = time.monotonic()
+    status, body = await spawn(hub, "ada", {"profile": slug})
+    await wait_for(lambda: cluster.cluster.store.find("pods", NS, "jupyter-ada") is None, 10, message="the pod deleted")
+    elapsed = time.monotonic() - started
+    print(f"{slug}: refused {elapsed:.2f} s after the spawn request")
+    assert elapsed < 10
+    assert (status, body["message"]) == (400, CONFIG_MESSAGE.format(name=name))
+    assert "free" not in body["message"]
+    after = await metrics(hub)
+    key = f'jhplatform_gpu_refusals_total{{reason="{reason}"}}'
+    assert after[key] - before.get(key, 0) == 1
+    log = hub.log_path.read_text()
+    line = next(l for l in log.splitlines() if "GPU spawn refused" in l and reason in l)
+    assert f"Profile {name!r}" in line and scheduler_says in line and fix in line, line
+    _, model = await hub.request("GET", "/users/ada")
+    assert model["servers"] == {}
+
+    async def released():
+        return (await metrics(hub))[FREE] == 8
+
+    await wait_for(released, 10, message="the reservation released")
