@@ -75,6 +75,12 @@ def count_of(value) -> int:
     """An extended-resource quantity as a whole number (they cannot be fractional); 0 if invalid."""
     from .quantity import Quantity
 
+    # The usual spellings ("1", 2) without parsing a quantity: the form resolves every profile
+    # on each render.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(0, value)
+    if isinstance(value, str) and value.isdigit() and value.isascii():
+        return int(value)
     try:
         return max(0, Quantity.parse(value).round_up(0).int_value())
     except (ValueError, TypeError, ArithmeticError):

@@ -38,7 +38,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .gpu_ledger import Decision, Selector, availability_text, count_of, is_gpu_resource
@@ -510,19 +510,53 @@ def gpu_choices(profile: Mapping, base: Mapping | None = None) -> tuple[str | No
     return None, {}
 
 
-def suggest_alternative(profile_list, refused: str | None = None, base: Mapping | None = None) -> str | None:
+@dataclass(frozen=True)
+class GpuPlan:
+    """What one profile can ask for: its GPUs with the default choices, and per choice of the
+    option that changes them (see :func:`gpu_choices`)."""
+
+    request: GpuRequest | None
+    option: str | None = None
+    by_choice: Mapping[str, GpuRequest | None] = field(default_factory=dict)
+
+    @property
+    def asks_for_gpu(self) -> bool:
+        return self.request is not None or any(r is not None for r in self.by_choice.values())
+
+    def requests(self) -> list[GpuRequest]:
+        out = [self.request] if self.request is not None else []
+        return out + [r for r in self.by_choice.values() if r is not None]
+
+
+def gpu_plans(profile_list, base: Mapping | None = None) -> list[GpuPlan]:
+    """The :class:`GpuPlan` of each profile of ``profile_list``, in order.
+
+    The plans depend only on the profiles and the configured limits, so callers rendering the
+    form on every request compute them once per configuration.
+    """
+    out = []
+    for profile in _profiles(profile_list):
+        option, by_choice = gpu_choices(profile, base)
+        out.append(GpuPlan(resolved_gpus(profile, base=base), option, by_choice))
+    return out
+
+
+def suggest_alternative(profile_list, refused: str | None = None, base: Mapping | None = None,
+                        plans: list[GpuPlan] | None = None) -> str | None:
     """The display name of a profile to suggest instead of the refused one, or ``None``.
 
     Never the refused profile (by slug) and never a profile any of whose choices asks for a
     GPU: pointing back at the problem helps nobody. ``None`` means there is no such profile, and
     the message must then say so and name none.
     """
-    for profile in _profiles(profile_list):
+    profiles = _profiles(profile_list)
+    plans = plans if plans is not None and len(plans) == len(profiles) else [None] * len(profiles)
+    for profile, plan in zip(profiles, plans):
         if not isinstance(profile, Mapping) or not profile.get("display_name"):
             continue
         if refused is not None and profile.get("slug") == refused:
             continue
-        if asks_for_gpu(profile, base):
+        if plan.asks_for_gpu if plan is not None else asks_for_gpu(profile, base):
             continue
         return str(profile["display_name"])
     return None
@@ -602,7 +636,10 @@ class ProfileView:
     choices: dict[str, ChoiceView] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        # What asdict() gives, without its deep copies (the form renders this on every request).
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["choices"] = {k: {f.name: getattr(c, f.name) for f in fields(c)} for k, c in self.choices.items()}
+        return out
 
 
 def _apply_decision(view: ProfileView, d: Decision) -> None:
@@ -611,7 +648,7 @@ def _apply_decision(view: ProfileView, d: Decision) -> None:
 
 
 def build_form_view(profile_list: list, ledger_view, user_options: Mapping | None = None,
-                    base: Mapping | None = None) -> list[ProfileView]:
+                    base: Mapping | None = None, plans: list[GpuPlan] | None = None) -> list[ProfileView]:
     """Per profile of an initialized ``profile_list``: availability, disabled state and reason.
 
     ``ledger_view`` has ``decide(resource, type, count, selector) -> Decision`` (a
@@ -619,15 +656,19 @@ def build_form_view(profile_list: list, ledger_view, user_options: Mapping | Non
     A GPU profile is one :func:`resolved_gpus` says asks for a GPU (a ``gpu`` entry or plain
     ``extra_resource_limits``). The profile to check is the user's last one if available, else
     the default if available, else the first available one; likewise the selected choice of a
-    GPU option. ``base`` is the spawner's configured resource limits (see :func:`resolved_gpus`).
+    GPU option. ``base`` is the spawner's configured resource limits (see :func:`resolved_gpus`);
+    ``plans`` the profiles' :func:`gpu_plans`, if the caller keeps them.
     """
     user_options = user_options or {}
     views: list[ProfileView] = []
-    for profile in _profiles(profile_list):
+    profiles = _profiles(profile_list)
+    if plans is None or len(plans) != len(profiles):
+        plans = gpu_plans(profiles, base)
+    for profile, plan in zip(profiles, plans):
         pv = ProfileView(slug=profile.get("slug", ""))
-        option, by_choice = gpu_choices(profile, base)
+        option, by_choice = plan.option, plan.by_choice
         if option is None:
-            req = resolved_gpus(profile, base=base)
+            req = plan.request
             if req is not None:
                 pv.gpu, pv.resource, pv.type = True, req.resource, req.type
                 d = ledger_view.decide(req.resource, req.type, req.count, req.selector)
@@ -684,7 +725,9 @@ __all__ = [
     "RequireNodeLabel",
     "annotate_profiles",
     "asks_for_gpu",
+    "GpuPlan",
     "gpu_choices",
+    "gpu_plans",
     "gpu_tolerations",
     "resolved_gpus",
     "suggest_alternative",

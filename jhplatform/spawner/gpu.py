@@ -52,14 +52,13 @@ from ..policy.profiles import (
     annotate_profiles,
     build_form_view,
     find_profile,
-    gpu_choices,
+    gpu_plans,
     gpu_problems,
     gpu_request,
     gpu_spec,
     gpu_specs,
     gpu_tolerations,
     normalize_profiles,
-    resolved_gpus,
     suggest_alternative,
     validate_profiles,
 )
@@ -437,7 +436,7 @@ class GpuQuotaMixin(LoggingConfigurable):
         self._gpu_inner: asyncio.Future | None = None
         self._gpu_watch_task: asyncio.Task | None = None
         self._gpu_unschedulable = None  # the scheduler's classified verdict that stopped the spawn
-        self._gpu_kinds_cache = None
+        self._gpu_plans_cache = None
         self._gpu_refused_profile: str | None = None  # slug of the profile this spawn asked for
         self._gpu_profile_name = ""
 
@@ -462,19 +461,24 @@ class GpuQuotaMixin(LoggingConfigurable):
 
     def _gpu_profile_requests(self, profile_list) -> list:
         """Every GPU request a profile or choice of ``profile_list`` can make (for kinds and metrics)."""
-        key = id(profile_list)
-        cached = self._gpu_kinds_cache
-        if cached is not None and cached[0] == key and cached[1] is profile_list:
-            return cached[2]
+        return [r for plan in self._gpu_plans(profile_list) for r in plan.requests()]
+
+    def _gpu_plans(self, profile_list) -> list:
+        """What each profile can ask for (policy.profiles.gpu_plans), once per configuration.
+
+        A static ``profile_list`` is the same configured object on every render; the plans are
+        kept for it and the configured limits. A callable one is planned on each call.
+        """
         base = self._gpu_base()
-        out = []
-        for profile in profile_list or []:
-            req = resolved_gpus(profile, base=base)
-            if req is not None:
-                out.append(req)
-            out.extend(r for r in gpu_choices(profile, base)[1].values() if r is not None)
-        self._gpu_kinds_cache = (key, profile_list, out)
-        return out
+        raw = self.profile_list
+        key = None if callable(raw) else (id(raw), repr(base), len(profile_list or []))
+        cached = self._gpu_plans_cache
+        if key is not None and cached is not None and cached[0] == key and cached[1] is raw:
+            return cached[2]
+        plans = gpu_plans(profile_list, base)
+        if key is not None:
+            self._gpu_plans_cache = (key, raw, plans)
+        return plans
 
     async def _gpu_start_optional(self, kind: str, reflector_class, **kwargs) -> None:
         # A missing RBAC rule must not break spawning: the apiserver still enforces quotas.
@@ -537,7 +541,7 @@ class GpuQuotaMixin(LoggingConfigurable):
 
     def _gpu_alternative(self, profile_list, refused: str | None = None) -> str | None:
         """A profile without a GPU to suggest in messages; never ``refused`` (a slug)."""
-        return suggest_alternative(profile_list, refused, self._gpu_base())
+        return suggest_alternative(profile_list, refused, self._gpu_base(), self._gpu_plans(profile_list))
 
     def _gpu_refused_slug(self, profile_list, options=None) -> str | None:
         options = self.user_options if options is None else options
@@ -621,7 +625,7 @@ class GpuQuotaMixin(LoggingConfigurable):
         ledger = self._gpu_sync_policy(profile_list)
         view = ledger.view(self.user.name, self._gpu_groups(), self.namespace, key=self._gpu_pod_key(),
                            now=time.monotonic(), alternative=self._gpu_alternative(profile_list))
-        views = build_form_view(profile_list, view, self.user_options or {}, self._gpu_base())
+        views = build_form_view(profile_list, view, self.user_options or {}, self._gpu_base(), self._gpu_plans(profile_list))
         user_options = self.user_options or {}
         if user_options:
             try:
@@ -736,7 +740,7 @@ class GpuQuotaMixin(LoggingConfigurable):
 
     def _gpu_add_tolerations(self, pod) -> None:
         """Tolerate the taint named like each GPU resource the pod asks for (ExtendedResourceToleration)."""
-        known = set(self.gpu_pools) | {r.resource for r in (self._gpu_kinds_cache or (None, None, []))[2]}
+        known = set(self.gpu_pools) | set(gpu_ledger().known_resources)
         resources = set()
         for c in list(pod.spec.containers or []) + list(pod.spec.init_containers or []):
             res = c.resources
