@@ -6,15 +6,21 @@ module feeds the ledger from watches and applies its decisions at KubeSpawner's 
 
 - ``profile_list`` is validated when the config is loaded and normalized (each GPU profile gets
   its resource limit, toleration and node selection in ``kubespawner_override``);
-- the spawn form (``options_form``) is rendered per request and shows what is free;
+- what a profile asks for is :func:`jhplatform.policy.profiles.resolved_gpus` everywhere, so a
+  profile written the plain KubeSpawner way (``extra_resource_limits``) is a GPU profile too;
+- ``get_pod_manifest`` gives a pod that asks for a GPU the toleration of the taint named like
+  its resource (``gpu_default_toleration``, as GKE's ExtendedResourceToleration admission);
+- the spawn form (``options_form``) is rendered per request, from a template compiled once,
+  and shows what is free;
 - ``run_options_from_form`` (form submissions) and ``load_user_options`` (every spawn, the REST
   API's included) decide and reserve **synchronously**: there is no ``await`` between the
   ledger's decision and the reservation, so on the hub's single event loop two spawns can never
   both get the last GPU. A refusal is a form error or an HTTP 400 with a clear message, made
   before any Kubernetes request, and it does not count toward ``consecutive_failure_limit``;
 - ``_start`` turns an "exceeded quota" 403 from the apiserver into a clear message, stops a pod
-  the scheduler reports ``FailedScheduling … Insufficient <gpu>`` for, and releases the
-  reservation however the spawn ends.
+  the scheduler cannot place with a message by the real reason (no free GPU, or how the
+  cluster is set up: :mod:`jhplatform.policy.unschedulable`), and releases the reservation
+  however the spawn ends.
 
 Where the data comes from, with no Kubernetes request per decision:
 
@@ -363,6 +369,8 @@ class GpuQuotaMixin(LoggingConfigurable):
         Seconds a GPU pod may stay unschedulable for lack of GPUs (``FailedScheduling …
         Insufficient nvidia.com/gpu``) before the spawn is stopped with a clear message. 0 (the
         default) stops it at once; raise it when a node autoscaler adds GPU nodes on demand.
+        Configuration problems (an untolerated taint, a node selector no node matches) do not
+        wait: they are stopped at once with a message that says so.
 
         Example::
 
