@@ -564,7 +564,8 @@ class GpuQuotaMixin(LoggingConfigurable):
 
         The count is what the pod will really ask for (``extra_resource_limits`` after profile,
         option and group overrides), so the ledger never counts something else than the quota
-        and the scheduler will. The type comes from the selected profile's ``gpu`` entry.
+        and the scheduler will. The type comes from the selected profile's ``gpu`` entry; the
+        node labels from it or from the profile's own ``node_selector`` (``resolved_gpus``).
         """
         profile = find_profile(profile_list, (self.user_options or {}).get("profile")) if profile_list else None
         spec = gpu_spec(profile) if profile is not None else None
@@ -579,7 +580,9 @@ class GpuQuotaMixin(LoggingConfigurable):
             return None
         if spec and spec.resource == resource:
             return resource, count, spec.type, spec.selector
-        return resource, count, "", ()
+        # A plain profile: the node labels its overrides select, as the form decided with.
+        planned = gpu_request(profile_list, self.user_options or {}, self._gpu_base()) if profile_list else None
+        return resource, count, "", planned.selector if planned is not None and planned.resource == resource else ()
 
     def _gpu_refusal(self, reason: str, message: str, detail: str = "") -> web.HTTPError:
         """The exception that refuses a spawn for ``reason`` with ``message`` for the user."""

@@ -5,8 +5,6 @@ We test these aspects:
   formats): single and several reasons, MIG and AMD resources, a resource name that is a prefix
   of another, untolerated GPU and non-GPU taints, node affinity/selector mismatches, cordoned
   nodes, missing claims, no nodes at all;
-- the messages the emulator's scheduler writes for the same situations classify the same way
-  (its filters on the default tainted GPU pool);
 - the pod condition is read only while the pod is unbound and ``Unschedulable``;
 - what the user is told (capacity vs. configuration; the alternative, or none) and the fix the
   hub log gets.
@@ -16,8 +14,6 @@ from __future__ import annotations
 
 import pytest
 
-from jhplatform.devcluster.nodes import DEFAULT_NODES, parse_nodes
-from jhplatform.devcluster.scheduler import decide as schedule
 from jhplatform.policy.unschedulable import (
     CAPACITY,
     NODE_AFFINITY,
@@ -127,39 +123,6 @@ def test_classify_real_scheduler_messages(message, resource, kind, gpu, taints):
 def test_insufficient_other_resources_are_listed():
     verdict = classify_unschedulable("0/3 nodes are available: 1 Insufficient cpu, 2 Insufficient memory, 1 Too many pods.", (GPU,))
     assert verdict == Unschedulable(CAPACITY, verdict.message, (), ("cpu", "memory", "pods"), (), False)
-
-
-def _pod(tolerations=(), node_selector=None, gpus=1, resource=GPU):
-    return {
-        "metadata": {"name": "jupyter-ada", "namespace": "gpu", "uid": "u1"},
-        "spec": {"containers": [{"name": "notebook", "resources": {"limits": {resource: str(gpus)}, "requests": {resource: str(gpus)}}}],
-                 "tolerations": list(tolerations), **({"nodeSelector": node_selector} if node_selector else {})},
-    }
-
-
-TOLERATE = {"key": GPU, "operator": "Exists", "effect": "NoSchedule"}
-# (id, pod, GPUs already held per GPU node, kind): the emulator's scheduler on the default pool.
-EMULATED = [
-    ("plain-profile-no-toleration", _pod(), 0, UNTOLERATED_TAINT),
-    ("tolerated-full-pool", _pod([TOLERATE]), 4, CAPACITY),
-    ("tolerated-selector-full-pool", _pod([TOLERATE], {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"}), 4, CAPACITY),
-    ("selector-matches-no-node", _pod([TOLERATE], {"nvidia.com/gpu.product": "NVIDIA-H100"}), 0, NODE_AFFINITY),
-    ("selector-no-node-no-toleration", _pod([], {"nvidia.com/gpu.product": "NVIDIA-H100"}), 0, UNTOLERATED_TAINT),
-]
-
-
-@pytest.mark.parametrize("pod, held, kind", [e[1:] for e in EMULATED], ids=[e[0] for e in EMULATED])
-def test_emulator_messages_classify_the_same(pod, held, kind):
-    from collections import Counter
-
-    from jhplatform.devcluster.scheduler import NodeUsage
-
-    nodes = parse_nodes(DEFAULT_NODES)
-    usage = {n["metadata"]["name"]: NodeUsage(requested=Counter({GPU: held}), pods=1)
-             for n in nodes if "gpu" in n["metadata"]["name"]}
-    decision = schedule(pod, nodes, usage, {GPU: 1, "cpu": 0}, lambda name: None)
-    assert decision.node is None
-    assert classify_unschedulable(decision.message, (GPU,)).kind == kind, decision.message
 
 
 CONDITION = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available: 1 Insufficient nvidia.com/gpu."}
