@@ -18,7 +18,7 @@ We test these aspects:
 - a profile whose node selector matches no node, and one whose default toleration is turned
   off, are each stopped within 10 s with the configuration message (never "no free GPU"),
   counted in the refusal metric by reason, with the profile, the scheduler's message and the
-  fix in the hub log;
+  fix in the hub log, and not counted toward ``consecutive_failure_limit``;
 - 10 consecutive refusals with ``consecutive_failure_limit = 5`` leave the hub running;
 - the race, with the plain KubeSpawner GPU profile (``extra_resource_limits`` only, no ``gpu:``
   entry, no toleration) on the default tainted pool: 100 concurrent REST spawns with 8 GPUs
@@ -573,7 +573,8 @@ MISCONFIGURED = [
 
 @pytest.mark.parametrize("slug, name, reason, scheduler_says, fix", [m[1:] for m in MISCONFIGURED], ids=[m[0] for m in MISCONFIGURED])
 async def test_misconfigured_profile_is_refused_within_10s(start_hub, cluster, slug, name, reason, scheduler_says, fix):
-    hub = await start_hub()
+    # With a limit of 1, one counted failure would make the hub exit 2 s later.
+    hub = await start_hub("c.Spawner.consecutive_failure_limit = 1\n")
     await create_users(hub, "ada")
     before = await metrics(hub)
     started = time.monotonic()
@@ -597,3 +598,5 @@ async def test_misconfigured_profile_is_refused_within_10s(start_hub, cluster, s
         return (await metrics(hub))[FREE] == 8
 
     await wait_for(released, 10, message="the reservation released")
+    await asyncio.sleep(3)  # JupyterHub exits 2 s after reaching consecutive_failure_limit
+    assert hub.proc.poll() is None and "Aborting due to" not in hub.log_path.read_text(), hub.log_tail()
