@@ -6,7 +6,8 @@ each, tainted ``nvidia.com/gpu``. Notebook servers are a stub HTTP responder (``
 points the hub at it), so spawns end "ready" without running Jupyter.
 
 We test these aspects:
-- the spawn form, fetched as the user: per GPU profile and choice what is free, ``disabled``
+- the spawn form, fetched as the user: per GPU profile (the plain KubeSpawner one too) and
+  choice what is free, ``disabled``
   with the reason for what the user cannot have, fresh on every request (a stop frees the GPU);
   a refused form submission shows the message on the form;
 - REST refusals (400) with their exact messages for the quota, the per-user limit (across
@@ -250,6 +251,9 @@ async def test_form_shows_availability_and_disabled_reasons(start_hub, cluster):
     assert page["profile-a100"]["data-gpu-free"] == "2" and page["profile-a100"]["data-gpu-total"] == "2"
     assert page.text("gpu-availability-a100") == "2 of 2 A100 free · you use 0 of 1"
     assert "checked" in page["profile-item-cpu"]
+    # The plain KubeSpawner GPU profile is a GPU profile on the form too.
+    assert (page["profile-gpu"]["data-gpu-resource"], page["profile-gpu"]["data-gpu-available"]) == (GPU, "true")
+    assert page.text("gpu-availability-gpu") == "2 of 2 GPUs free · you use 0 of 1"
 
     status, _ = await spawn(hub, "bob", {"profile": "a100"})
     assert status in (201, 202)
@@ -276,6 +280,8 @@ async def test_form_shows_availability_and_disabled_reasons(start_hub, cluster):
     assert "disabled" in page["profile-item-a100"] and "disabled" in page["profile-item-a100-multi"]
     assert page.text("gpu-availability-a100") == "0 of 2 A100 free · you use 0 of 1"
     assert page.text("gpu-reason-a100") == "All 2 A100 GPUs are in use (yours: 0 of 1). Pick the CPU profile or try again later."
+    assert "disabled" in page["profile-item-gpu"] and page["profile-gpu"]["data-gpu-reason"] == "quota"
+    assert page.text("gpu-reason-gpu") == "All 2 GPUs are in use (yours: 0 of 1). Pick the CPU profile or try again later."
     assert "checked" in page["profile-item-cpu"]
 
     # Submitting the GPU profile anyway: the form comes back with the message, nothing starts.
