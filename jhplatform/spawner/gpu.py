@@ -446,6 +446,7 @@ class GpuQuotaMixin(LoggingConfigurable):
         self._gpu_unschedulable = None  # the scheduler's classified verdict that stopped the spawn
         self._gpu_plans_cache = None
         self._gpu_refused_profile: str | None = None  # slug of the profile this spawn asked for
+        self._gpu_spawn_profiles: list | None = None
         self._gpu_profile_name = ""
 
     # -- sources --
@@ -700,6 +701,7 @@ class GpuQuotaMixin(LoggingConfigurable):
         self._gpu_usage = self._gpu_usage_for(resource, count, type_)
         ledger.reserve(key, self._gpu_usage)
         self._gpu_key = key
+        self._gpu_spawn_profiles = profile_list  # for the messages, also of a callable profile_list
         self._gpu_refused_profile = self._gpu_refused_slug(profile_list)
         self._gpu_profile_name = next((str(p.get("display_name") or p.get("slug")) for p in profile_list
                                        if p.get("slug") == self._gpu_refused_profile), self._gpu_refused_profile or "")
@@ -820,14 +822,16 @@ class GpuQuotaMixin(LoggingConfigurable):
     def _gpu_quota_exceeded_message(self) -> str:
         type_ = self._gpu_usage.type if self._gpu_usage else ""
         return render_message(Decision(False, "quota_exceeded", "", None, None, 0, None, type=type_),
-                              self._gpu_alternative(self._gpu_static_profiles(), self._gpu_refused_profile))
+                              self._gpu_alternative(self._gpu_message_profiles(), self._gpu_refused_profile))
 
     def _gpu_unschedulable_message(self, verdict) -> str:
         type_ = self._gpu_usage.type if self._gpu_usage else ""
-        alternative = self._gpu_alternative(self._gpu_static_profiles(), self._gpu_refused_profile)
+        alternative = self._gpu_alternative(self._gpu_message_profiles(), self._gpu_refused_profile)
         return user_message(verdict, self._gpu_profile_name, type_, alternative)
 
-    def _gpu_static_profiles(self) -> list:
+    def _gpu_message_profiles(self) -> list:
+        if self._gpu_spawn_profiles is not None:
+            return self._gpu_spawn_profiles
         profile_list = self._sorted_dict_values(self.profile_list)
         return [] if callable(profile_list) or not profile_list else self._get_initialized_profile_list(profile_list)
 
