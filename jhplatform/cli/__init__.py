@@ -62,6 +62,12 @@ def _devcluster_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kubelet", choices=("simulated", "process"), default="simulated", help="how pods run (default: simulated)")
     p.add_argument("--seed", type=int, default=0, help="seed for fault injection (default: 0)")
     p.add_argument(
+        "--extended-resource-toleration",
+        action="store_true",
+        help="run the ExtendedResourceToleration admission plugin, as GKE does: a pod asking for an "
+        "extended resource such as nvidia.com/gpu tolerates the taint of that name (default: off)",
+    )
+    p.add_argument(
         "--sample",
         action="store_true",
         help=f"also create namespace '{SAMPLE_NAMESPACE}' with PSS restricted enforced and a 4-GPU ResourceQuota",
@@ -73,7 +79,8 @@ async def _run_devcluster(args: argparse.Namespace) -> int:
     from ..devcluster.runtime import DevCluster
 
     try:
-        server = DevCluster(nodes=args.nodes, kubelet=args.kubelet, state_dir=args.state_dir, seed=args.seed)
+        server = DevCluster(nodes=args.nodes, kubelet=args.kubelet, state_dir=args.state_dir, seed=args.seed,
+                            extended_resource_toleration=args.extended_resource_toleration)
     except (ValueError, OSError) as e:
         print(f"jhplatform devcluster: {e}", file=sys.stderr)
         return 2

@@ -5,6 +5,7 @@ Its create path follows the apiserver's order (kube-emulator-spec §4.1):
 
     namespace exists / not terminating (404 / 403)
     -> defaulting -> LimitRanger defaults -> ServiceAccount
+    -> ExtendedResourceToleration (only with ``extended_resource_toleration``)
     -> validation (422)
     -> LimitRanger validation (403) -> PodSecurity (403) -> ResourceQuota (403, last)
     -> storage (409)
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..policy import security
-from . import defaults, errors, limitrange, quota, storageclasses, validation
+from . import defaults, errors, extended_resource_toleration, limitrange, quota, storageclasses, validation
 from .store import RESOURCES, Change, Store, now_rfc3339
 
 log = logging.getLogger("jhplatform.devcluster")
@@ -60,6 +61,9 @@ class Cluster:
         # (it creates StorageClasses at bootstrap), a bare Cluster leaves them off so claims of
         # classes that do not exist as objects can still be grown by hand.
         self.claim_update_admission = False
+        # The optional ExtendedResourceToleration admission plugin (GKE enables it); off, as on
+        # most clusters, so a pod must tolerate a GPU pool's taint by itself.
+        self.extended_resource_toleration = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -170,6 +174,8 @@ class Cluster:
             if limitranges:
                 obj = limitrange.apply_defaults(obj, limitranges)
             self._service_account(obj)
+            if self.extended_resource_toleration:
+                obj = extended_resource_toleration.admit(obj)
         validation.validate(resource, obj)
         if resource == "storageclasses":
             storageclasses.validate_class(obj)

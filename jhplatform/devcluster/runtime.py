@@ -32,6 +32,9 @@ class DevCluster(DevClusterServer):
         Where the process kubelet keeps volumes and logs (a temporary directory by default).
     seed:
         Seed for fault injection.
+    extended_resource_toleration:
+        Run the ExtendedResourceToleration admission plugin, as GKE does (off by default): pods
+        asking for an extended resource tolerate the taint of that name.
     """
 
     def __init__(
@@ -43,12 +46,14 @@ class DevCluster(DevClusterServer):
         scheduler_delay: float = 0.0,
         kubelet_step_delay: float = 0.02,
         namespaces: tuple[str, ...] = ("default", "kube-system"),
+        extended_resource_toleration: bool = False,
     ):
         if kubelet not in KUBELET_MODES:
             raise ValueError(f"kubelet must be one of {', '.join(KUBELET_MODES)}, not {kubelet!r}")
         cluster = Cluster()
         # Claim resizes are admitted only for StorageClasses that allow expansion, as on a cluster.
         cluster.claim_update_admission = True
+        cluster.extended_resource_toleration = extended_resource_toleration
         self.node_objects = nodes if isinstance(nodes, list) else parse_nodes(nodes or DEFAULT_NODES)
         self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="jhplatform-devcluster-"))
         self.namespaces = namespaces
