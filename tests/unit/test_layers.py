@@ -1,8 +1,8 @@
 """The import layering in pyproject.toml's [tool.importlinter] holds.
 
 We test these aspects:
-- each contract (policy is pure; devcluster uses only policy; the wings are independent; cli on
-  top) is kept by the package as it stands, by name;
+- each contract (policy is pure; devcluster uses only policy; the wings, auth included, are
+  independent; cli on top) is kept by the package as it stands, by name;
 - the contracts can fail: a policy module that imports the spawner, and an emulator module that
   imports the CLI, are each reported as broken in a copy of the package.
 """
@@ -23,7 +23,7 @@ LINT = Path(sys.executable).parent / "lint-imports"
 CONTRACTS = {
     "policy-is-pure": "policy: pure, imports no plugin, emulator or CLI wing and no I/O library",
     "devcluster-uses-only-policy": "devcluster: imports only policy from the rest of jhplatform, and no hub library",
-    "wings-are-independent": "spawner, devcluster: no wing imports another; they share only policy",
+    "wings-are-independent": "spawner, auth, devcluster: no wing imports another; they share only policy",
     "cli-on-top": "cli: the top layer; no wing imports it",
 }
 
@@ -50,8 +50,13 @@ def test_every_contract_is_kept():
         ("policy/storage.py", "import kubespawner", "policy-is-pure"),
         ("devcluster/store.py", "import jhplatform.cli", "devcluster-uses-only-policy"),
         ("spawner/form.py", "import jhplatform.devcluster.errors", "wings-are-independent"),
+        ("policy/entitlements.py", "import jhplatform.auth", "policy-is-pure"),
+        ("devcluster/store.py", "import jhplatform.auth", "devcluster-uses-only-policy"),
+        ("auth/claims.py", "import jhplatform.spawner", "wings-are-independent"),
+        ("spawner/form.py", "import jhplatform.auth.claims", "wings-are-independent"),
     ],
-    ids=["policy-imports-spawner", "policy-imports-kubespawner", "devcluster-imports-cli", "spawner-imports-devcluster"],
+    ids=["policy-imports-spawner", "policy-imports-kubespawner", "devcluster-imports-cli", "spawner-imports-devcluster",
+         "policy-imports-auth", "devcluster-imports-auth", "auth-imports-spawner", "spawner-imports-auth"],
 )
 def test_a_forbidden_import_breaks_its_contract(tmp_path, module, bad_import, contract):
     shutil.copytree(REPO / "jhplatform", tmp_path / "jhplatform", ignore=shutil.ignore_patterns("__pycache__"))
