@@ -45,6 +45,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .gpu_ledger import Policy
+
 ALL = "*"
 UNLISTED = "unlisted"
 RULE_KEYS = ("profiles", "choices", "gpus_per_user", "gpu_types", "gpus_total")
@@ -254,6 +256,24 @@ def profile_problems(entitlements: Entitlements, profiles: Iterable[tuple[str, M
     return problems
 
 
+@dataclass(frozen=True)
+class EntitledPolicy(Policy):
+    """The GPU ledger's caps taken from entitlements: the per-user cap is the merged
+    ``gpus_per_user`` of the user's groups (0 for the default rule's 0: no GPUs), the per-group
+    totals are the rules' ``gpus_total``. Pools and capacity sources stay as configured."""
+
+    entitlements: Entitlements = field(default_factory=Entitlements)
+
+    def user_cap(self, groups: Iterable[str]) -> int | None:
+        return self.entitlements.for_groups(groups).gpus_per_user
+
+    @classmethod
+    def of(cls, entitlements: Entitlements, base: Policy) -> "EntitledPolicy":
+        return cls(pools=dict(base.pools), user_limit=0, user_limit_by_group={},
+                   group_limits=entitlements.group_totals(), capacity_from_nodes=base.capacity_from_nodes,
+                   entitlements=entitlements)
+
+
 def _groups_text(groups: list[str]) -> str:
     if not groups:
         return "No group grants it; ask your hub admin if you need it."
@@ -269,6 +289,7 @@ def refusal_message(what: str, granting: list[str]) -> str:
 __all__ = [
     "ALL",
     "UNLISTED",
+    "EntitledPolicy",
     "Entitlement",
     "EntitlementError",
     "Entitlements",
