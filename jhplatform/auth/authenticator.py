@@ -325,6 +325,17 @@ class PlatformAuthenticator(GenericOAuthenticator):
         offered = (self._discovery or {}).get("id_token_signing_alg_values_supported") or ["RS256"]
         return [a for a in offered if a in SAFE_ALGORITHMS]
 
+    def _signing_key(self, header: dict) -> jwt.PyJWK:
+        # Runs in a thread: PyJWKClient fetches with urllib.
+        kid = header.get("kid")
+        if kid is not None:
+            return self._jwks.get_signing_key(kid)
+        # OIDC Core 10.1: a token may omit kid when the JWKS holds a single signing key.
+        keys = self._jwks.get_signing_keys()
+        if len(keys) != 1:
+            raise jwt.PyJWKClientError(f"no key id in the token and {len(keys)} keys in the JWKS")
+        return keys[0]
+
     async def verify_id_token(self, id_token: str) -> dict:
         """The claims of ``id_token`` after checking signature, alg, iss, aud, exp, nbf and iat."""
         await self.discover()
@@ -337,7 +348,7 @@ class PlatformAuthenticator(GenericOAuthenticator):
         if alg not in algorithms:
             raise IdTokenRejected(f"signed with alg {str(alg)[:20]!r}, accepted: {', '.join(algorithms)}")
         try:
-            key = await asyncio.to_thread(self._jwks.get_signing_key_from_jwt, id_token)
+            key = await asyncio.to_thread(self._signing_key, header)
         except jwt.PyJWKClientConnectionError as e:
             raise ProviderUnavailable(f"JWKS: {e}") from None
         except jwt.PyJWKClientError:
