@@ -62,7 +62,8 @@ class TokenForge:
         self.url = ""
         self._runner: web.AppRunner | None = None
 
-    def sign(self, claims: dict, key=None, kid: str | None = KID, alg: str = "RS256") -> str:
+    def sign(self, claims: dict, key=None, kid: str | None = "", alg: str = "RS256") -> str:
+        kid = self.KID if kid == "" else kid
         headers = {"kid": kid} if kid else {}
         return jwt.encode(claims, key or self.key, algorithm=alg, headers=headers)
 
@@ -70,7 +71,7 @@ class TokenForge:
         now = int(time.time())
         return {"iss": self.url, "aud": self.CLIENT_ID, "iat": now, "exp": now + 300, **self.claims, **overrides}
 
-    async def start(self) -> "TokenForge":
+    async def start(self, port: int = 0) -> "TokenForge":
         app = web.Application()
         app.router.add_get("/.well-known/openid-configuration", self._discovery)
         app.router.add_get("/jwks", self._jwks)
@@ -79,10 +80,17 @@ class TokenForge:
         app.router.add_get("/userinfo", self._userinfo)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port, reuse_address=True)
         await site.start()
         self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
         return self
+
+    async def start_again(self) -> None:
+        """Come back on the same port after :meth:`stop` (a provider that was down for a while)."""
+        await self.start(int(self.url.rsplit(":", 1)[1]))
+
+    def reset(self) -> None:
+        self.claims, self.mangle = {}, None
 
     async def stop(self) -> None:
         if self._runner is not None:
