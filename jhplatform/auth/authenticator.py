@@ -36,7 +36,7 @@ from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError
-from traitlets import Bool, Float, List, Unicode, Union, default, validate
+from traitlets import Bool, Float, List, TraitError, Unicode, Union, default, validate
 
 from .claims import GroupsClaimError, groups_from_claims, groups_from_value
 
@@ -118,7 +118,7 @@ class PlatformAuthenticator(GenericOAuthenticator):
         value = proposal["value"].rstrip("/")
         parsed = urlparse(value)
         if value and (parsed.scheme not in ("http", "https") or not parsed.netloc):
-            raise ValueError(f"PlatformAuthenticator.issuer must be an http(s) URL such as "
+            raise TraitError(f"PlatformAuthenticator.issuer must be an http(s) URL such as "
                              f"https://idp.example.org/realms/x, not {proposal['value']!r}")
         return value
 
@@ -210,7 +210,7 @@ class PlatformAuthenticator(GenericOAuthenticator):
     def _validate_algorithms(self, proposal):
         bad = [a for a in proposal["value"] if a not in SAFE_ALGORITHMS]
         if bad:
-            raise ValueError(f"PlatformAuthenticator.id_token_algorithms: {', '.join(bad)} not accepted; "
+            raise TraitError(f"PlatformAuthenticator.id_token_algorithms: {', '.join(bad)} not accepted; "
                              f"use some of {', '.join(SAFE_ALGORITHMS)}")
         return proposal["value"]
 
