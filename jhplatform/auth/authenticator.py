@@ -257,6 +257,7 @@ class PlatformAuthenticator(GenericOAuthenticator):
         self._discovery: dict | None = None
         self._discovered_at = 0.0
         self._jwks: jwt.PyJWKClient | None = None
+        self._jwks_fetched_at: float | None = None
         self._discovery_lock = asyncio.Lock()
 
     def _set_in_config(self, name: str) -> bool:
@@ -307,7 +308,8 @@ class PlatformAuthenticator(GenericOAuthenticator):
             self.scope = [s for s in ("openid", "profile", "email", "groups") if s in supported or s == "openid"]
         if self._jwks is None or self._jwks.uri != doc["jwks_uri"]:
             self._jwks = jwt.PyJWKClient(doc["jwks_uri"], cache_jwk_set=True, lifespan=self.discovery_max_age,
-                                         timeout=10, cooldown_duration=self.jwks_refetch_interval)
+                                         timeout=10)
+            self._jwks_fetched_at = None
 
     async def discover_or_refuse(self) -> dict:
         try:
@@ -326,15 +328,21 @@ class PlatformAuthenticator(GenericOAuthenticator):
         return [a for a in offered if a in SAFE_ALGORITHMS]
 
     def _signing_key(self, header: dict) -> jwt.PyJWK:
-        # Runs in a thread: PyJWKClient fetches with urllib.
+        # Runs in a thread: PyJWKClient fetches with urllib. PyJWKClient caches the key set; the
+        # refetch for an unknown key id is rate-limited here (PyJWT < 2.14, as in z2jh's hub
+        # image, refetches on every unknown kid).
         kid = header.get("kid")
-        if kid is not None:
-            return self._jwks.get_signing_key(kid)
-        # OIDC Core 10.1: a token may omit kid when the JWKS holds a single signing key.
         keys = self._jwks.get_signing_keys()
-        if len(keys) != 1:
-            raise jwt.PyJWKClientError(f"no key id in the token and {len(keys)} keys in the JWKS")
-        return keys[0]
+        now = time.monotonic()
+        if self._jwks_fetched_at is None:
+            self._jwks_fetched_at = now
+        key = _match_key(keys, kid)
+        if key is None and now - self._jwks_fetched_at >= self.jwks_refetch_interval:
+            self._jwks_fetched_at = now
+            key = _match_key(self._jwks.get_signing_keys(refresh=True), kid)
+        if key is None:
+            raise jwt.PyJWKClientError("no matching key")
+        return key
 
     async def verify_id_token(self, id_token: str) -> dict:
         """The claims of ``id_token`` after checking signature, alg, iss, aud, exp, nbf and iat."""
@@ -465,6 +473,13 @@ class PlatformAuthenticator(GenericOAuthenticator):
             raise _refusal("Your group memberships could not be read from the sign-in provider, so the hub "
                            "cannot tell what you may use. Tell your hub admin (the hub log has the details).") from None
         return set(groups)
+
+
+def _match_key(keys: list, kid: str | None):
+    if kid is None:
+        # OIDC Core 10.1: a token may omit kid when the JWKS holds a single signing key.
+        return keys[0] if len(keys) == 1 else None
+    return next((k for k in keys if k.key_id == kid), None)
 
 
 def _oauth_error(body: bytes | None) -> str:
