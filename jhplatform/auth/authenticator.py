@@ -44,6 +44,7 @@ from .claims import GroupsClaimError, groups_from_claims, groups_from_value
 # is no signature at all.
 SAFE_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
+_FRESH = "jhplatform_id_token_fresh"
 RETRY = "Please sign in again from the hub's login page. If this keeps happening, tell your hub admin."
 
 
@@ -415,16 +416,20 @@ class PlatformAuthenticator(GenericOAuthenticator):
             raise _refusal("The sign-in provider cannot be reached right now. Please try again in a few "
                            "minutes; if it persists, tell your hub admin.", 503) from None
         token_info["id_token_claims"] = claims
+        token_info[_FRESH] = True
         return token_info
 
     async def token_to_user(self, token_info):
         await self.discover_or_refuse()
         verified = token_info.get("id_token_claims")
+        # Set by get_token_info for tokens just received; auth state never keeps it.
+        fresh = token_info.pop(_FRESH, False)
         if self.userdata_from_id_token:
-            if not verified or verified.get("exp", 0) + self.id_token_leeway < time.time():
-                # An ID token kept in auth state has expired: to refresh_user that is an expired
-                # credential (a 4xx), so it asks the token endpoint for a fresh one.
-                raise HTTPClientError(401, "ID token in auth state expired")
+            if not (fresh and verified):
+                # refresh_user passes the ID token kept in auth state, whose claims (groups) may be
+                # stale: to refresh_user a 4xx means "expired credential", so it uses the refresh
+                # token to get a new ID token (or asks for a new sign-in when there is none).
+                raise HTTPClientError(401, "ID token in auth state is not fresh")
             return verified
         user_info = await super().token_to_user(token_info)
         if not isinstance(user_info, dict):

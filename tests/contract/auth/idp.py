@@ -117,12 +117,14 @@ class TokenForge:
         raise web.HTTPFound(target)
 
     async def _token(self, request):
-        self.requests.append("token")
+        grant = (await request.post()).get("grant_type")
+        self.requests.append("token" if grant == "authorization_code" else f"token:{grant}")
         claims = self.standard_claims()
         id_token = self.mangle(claims) if self.mangle else self.sign(claims)
         self.issued.append(id_token)
+        # A new ID token for a refresh-token grant too, as Entra ID and Keycloak give.
         return web.json_response({"access_token": "forge-access", "token_type": "Bearer", "id_token": id_token,
-                                  "expires_in": 300})
+                                  "refresh_token": "forge-refresh", "expires_in": 300})
 
     async def _userinfo(self, request):
         self.requests.append("userinfo")

@@ -9,7 +9,8 @@ We test these aspects:
   ID token verified, groups from the claim into JupyterHub groups and auth state, admin rights
   from ``admin_groups`` (and none without), the user lands on the hub;
 - a group removed in the provider is gone from the hub's groups at the next spawn
-  (``refresh_pre_spawn``), with no new login;
+  (``refresh_pre_spawn``), with no new login, both with claims from the userinfo endpoint and
+  from the ID token (``userdata_from_id_token``: a refresh-token grant brings a new ID token);
 - each bad input gives a clear page (403; 503 for a provider that is down), a hub log line,
   and no user: missing state, wrong state, the provider's own error, a replayed code, an
   expired ID token, an ID token signed by another key, with an unknown key id (the JWKS is
@@ -365,6 +366,35 @@ async def test_missing_username_claim_is_refused_without_the_claims(forge, forge
     assert "The sign-in provider did not send a user name for your account." in page_message(html)
     assert "jo@example.org" not in html
     assert "have no 'preferred_username' (claims present: email, groups, sub)" in forge_hub.log_tail(100)
+
+
+async def test_claims_from_the_id_token_are_refreshed_before_a_spawn(tmp_path):
+    forge = await TokenForge().start()
+    hub = await start_oidc_hub(tmp_path, forge.url, "c.PlatformAuthenticator.userdata_from_id_token = True\n"
+                                                    "c.Spawner.cmd = ['jupyterhub-singleuser']\n")
+    try:
+        forge.claims = {"sub": "s-mo", "preferred_username": "mo", "groups": ["gpu-users"]}
+        assert (await forge_login(hub))[0] == 302
+        assert "userinfo" not in forge.requests  # the claims came from the verified ID token
+        _, model = await user_model(hub, "mo")
+        assert model["groups"] == ["gpu-users"]
+
+        forge.claims = {**forge.claims, "groups": ["students"]}
+        status, body = await hub.request("POST", "/users/mo/server")
+        assert status in (201, 202), body
+
+        async def refreshed():
+            _, m = await user_model(hub, "mo")
+            return m["groups"] == ["students"] and m
+
+        model = await wait_for(refreshed, 30, 0.1, message="mo's groups refreshed")
+        # The stored ID token was not reused: a refresh-token grant brought a new one.
+        assert forge.requests.count("token:refresh_token") == 1
+        assert model["auth_state"]["token_response"]["id_token_claims"]["groups"] == ["students"]
+        assert "jhplatform_id_token_fresh" not in model["auth_state"]["token_response"]
+    finally:
+        await hub.stop()
+        await forge.stop()
 
 
 async def test_provider_down(tmp_path):
