@@ -42,6 +42,7 @@ ENTITLEMENTS = {
                   "choices": {"a100-multi": {"gpus": ["1", "2"]}}},
     "students": {"profiles": ["cpu"], "choices": {"cpu": {"image": ["base"]}}},
     "staff": {"profiles": "*", "gpus_per_user": 4, "choices": {"cpu": {"image": ["base", "r", "unlisted"]}}},
+    "visitors": {"profiles": []},
 }
 DEFAULT = {"profiles": ["cpu"], "choices": {"cpu": {"image": ["base"]}}}
 
@@ -56,7 +57,7 @@ c.PlatformSpawner.entitlements = {ENTITLEMENTS!r}
 c.PlatformSpawner.default_entitlement = {DEFAULT!r}
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.default_url = "/hub/home"
-c.JupyterHub.load_roles.append({{"name": "entitlement-tests", "scopes": ["admin:groups", "admin:auth_state"], "services": ["operator"]}})
+c.JupyterHub.load_roles.append({{"name": "entitlement-tests", "scopes": ["admin:groups", "admin:auth_state", "read:metrics"], "services": ["operator"]}})
 """
 
 
@@ -82,6 +83,14 @@ async def start_stub() -> tuple[web.AppRunner, int]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     return runner, site._server.sockets[0].getsockname()[1]
+
+
+async def gpus_in_use(hub: HubStack) -> float:
+    """``jhplatform_gpus_in_use`` for A100s, from the hub's /hub/metrics (GPUs held or reserved)."""
+    status, text = await hub.request("GET", "/metrics")
+    assert status == 200, text
+    match = re.search(r'^jhplatform_gpus_in_use\{resource="nvidia.com/gpu",type="A100"\} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
 
 
 async def spawn(hub: HubStack, user: str, options: dict | None = None, server: str = ""):

@@ -240,10 +240,25 @@ class EntitlementsMixin(LoggingConfigurable):
 
     async def load_user_options(self):
         if self.user is not None and getattr(self.user, "name", None) and self.entitlements:
-            checked = await self._entitled_options(self.user_options or {})
+            try:
+                checked = await self._entitled_options(self.user_options or {})
+            except web.HTTPError:
+                self._release_form_reservation()
+                raise
             if checked != (self.user_options or {}):
                 self.user_options = checked
         await super().load_user_options()
+
+    def _release_form_reservation(self) -> None:
+        # A form rendered before the user's groups changed may have reserved a GPU on
+        # submission; the spawn refreshed the groups and is refused, so free it now rather than
+        # when the reservation lapses (PlatformSpawner.gpu_form_reservation_seconds).
+        key = getattr(self, "_gpu_form_key", None)
+        if key:
+            from .gpu import gpu_ledger
+
+            gpu_ledger().release(key)
+            self._gpu_form_key = None
 
 
 def check_entitlements(config) -> list[str]:

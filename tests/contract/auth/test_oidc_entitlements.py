@@ -8,8 +8,9 @@ We test these aspects:
 - a member of the provider's ``gpu-users`` group sees and starts the A100 profile;
 - removed from that group in the provider, the user cannot start it at the next spawn, through
   the REST API (403 with the groups that grant it) and through the form (even one rendered while
-  they were still a member: the spawn refreshes the groups first), and the hub's groups follow;
-  no pod is made for the refused spawns;
+  they were still a member: the spawn refreshes the groups first, and the GPU that form's
+  submission reserved is freed at once), and the hub's groups follow; no pod is made for the
+  refused spawns;
 - back in the group, the next spawn may use the GPU again, with no new sign-in.
 """
 
@@ -20,7 +21,7 @@ import secrets
 import aiohttp
 import pytest
 
-from entitled_hub import PageSession, entitled_config, make_namespace, page_text, pods, spawn, start_stub, stop
+from entitled_hub import PageSession, entitled_config, gpus_in_use, make_namespace, page_text, pods, spawn, start_stub, stop
 from hubstack import HubStack
 from idp import mock_provider
 
@@ -105,6 +106,8 @@ c.PlatformAuthenticator.allowed_groups = {{"gpu-users", "students", "staff"}}
             made = len(pods(cluster))
             status, page = await ann.submit({"profile": "a100"})
             assert status == 403, page_text(page)[-600:]
+            # The GPU the stale form's submission reserved is free again at once.
+            assert await gpus_in_use(hub) == 0
             assert REFUSED in page_text(page)
             assert await hub_groups(hub) == ["students"]
             form, _ = await ann.spawn_form()

@@ -11,7 +11,8 @@ We test these aspects:
 - REST spawns of a profile, a choice or a free-text value the user is not entitled to are
   refused with 403 and a message naming the groups that grant it, with no pod made; a form
   submission of the same is refused with the message on the form;
-- a REST spawn with no options starts the user's first entitled profile and choices;
+- a REST spawn with no options starts the user's first entitled profile and choices; a user whose
+  groups grant no profile at all is told so on the form and refused through REST;
 - the GPU ledger's per-user cap comes from the entitlements (``gpus_per_user``, the highest of
   the user's groups), as does the per-group total (``gpus_total``);
 - a user removed from a group through the API loses its profiles at the next spawn;
@@ -52,6 +53,8 @@ async def set_groups(hub: HubStack, groups: dict[str, list[str]]) -> None:
 
 async def test_form_and_rest_follow_the_groups(hub, cluster):
     status, body = await hub.request("POST", "/users", {"usernames": ["ann", "ben", "cat", "dan"]})
+    assert status == 201, body
+    status, body = await hub.request("POST", "/groups/visitors")
     assert status == 201, body
     await set_groups(hub, {"gpu-users": ["ann"], "students": ["ben", "cat"], "staff": ["cat"]})
 
@@ -104,6 +107,22 @@ async def test_form_and_rest_follow_the_groups(hub, cluster):
         assert body["message"] == message + HOW
     assert len(pods(cluster)) == before  # refused before any pod was made
     assert "Spawn refused for ben: not entitled (profile 'a100'). Groups: students" in hub.log_tail(400)
+
+    # A listed group granting nothing: no profile at all, in the form and through REST.
+    status, body = await hub.request("POST", "/users/vic")
+    assert status == 201, body
+    status, body = await hub.request("POST", "/groups/visitors/users", {"users": ["vic"]})
+    assert status == 200, body
+    vic = await PageSession(hub, "vic").dummy_login()
+    try:
+        _, page = await vic.spawn_form()
+        assert ('You are not entitled to any profile on this hub. It is granted to members of "gpu-users", "staff", '
+                '"students"; ' + HOW) in page_text(page)
+    finally:
+        await vic.close()
+    status, body = await spawn(hub, "vic")
+    assert status == 403 and body["message"] == (
+        'You are not entitled to any profile on this hub. It is granted to members of "gpu-users", "staff", "students"; ' + HOW)
 
     # No options (and none remembered from an earlier request): the first entitled profile and
     # choices, written into the server's options.
