@@ -43,6 +43,7 @@ ENTITLEMENTS = {
     "students": {"profiles": ["cpu"], "choices": {"cpu": {"image": ["base"]}}},
     "staff": {"profiles": "*", "gpus_per_user": 4, "choices": {"cpu": {"image": ["base", "r", "unlisted"]}}},
     "visitors": {"profiles": []},
+    "r-users": {"profiles": ["cpu"], "choices": {"cpu": {"image": ["r"]}}},
 }
 DEFAULT = {"profiles": ["cpu"], "choices": {"cpu": {"image": ["base"]}}}
 

@@ -89,7 +89,7 @@ class PlatformCallbackHandler(OAuthCallbackHandler):
                 # The provider's own error, shown plainly (it comes from the provider, not a token).
                 description = self.get_argument("error_description", None) or self.get_argument("error")
                 raise _refusal(f"The sign-in provider refused the sign-in: {description}. {RETRY}") from None
-            if "code" in str(detail):
+            if not self.get_argument("code", None):
                 raise _refusal(f"The sign-in provider sent no login code. {RETRY}") from None
             raise _refusal("This sign-in did not start here or has expired (its state does not match). " + RETRY) from None
 
@@ -431,7 +431,23 @@ class PlatformAuthenticator(GenericOAuthenticator):
                 # token to get a new ID token (or asks for a new sign-in when there is none).
                 raise HTTPClientError(401, "ID token in auth state is not fresh")
             return verified
-        user_info = await super().token_to_user(token_info)
+        try:
+            user_info = await super().token_to_user(token_info)
+        except HTTPClientError as e:
+            if not fresh:
+                raise  # refresh_user: a 4xx means the stored access token expired; it handles that
+            status = e.code if e.response is not None else 599
+            self.log.error("Sign-in failed: the userinfo endpoint of %s answered %s", self.issuer, status)
+            if status >= 500:
+                raise _refusal("The sign-in provider cannot be reached right now. Please try again in a few "
+                               "minutes; if it persists, tell your hub admin.", 503) from None
+            raise _refusal(f"The sign-in provider did not say who you are. {RETRY}") from None
+        except OSError as e:
+            if not fresh:
+                raise
+            self.log.error("Sign-in failed: the userinfo endpoint of %s cannot be reached: %s", self.issuer, e)
+            raise _refusal("The sign-in provider cannot be reached right now. Please try again in a few "
+                           "minutes; if it persists, tell your hub admin.", 503) from None
         if not isinstance(user_info, dict):
             self.log.warning("Sign-in refused: the userinfo endpoint of %s returned no JSON object", self.issuer)
             raise _refusal(f"The sign-in provider did not say who you are. {RETRY}")

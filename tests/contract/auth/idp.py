@@ -57,6 +57,7 @@ class TokenForge:
         self.key = rsa_key()
         self.claims: dict = {}
         self.mangle = None
+        self.userinfo_status = 200
         self.requests: list[str] = []
         self.issued: list[str] = []
         self.url = ""
@@ -90,7 +91,7 @@ class TokenForge:
         await self.start(int(self.url.rsplit(":", 1)[1]))
 
     def reset(self) -> None:
-        self.claims, self.mangle = {}, None
+        self.claims, self.mangle, self.userinfo_status = {}, None, 200
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -128,4 +129,6 @@ class TokenForge:
 
     async def _userinfo(self, request):
         self.requests.append("userinfo")
+        if self.userinfo_status != 200:
+            return web.json_response({"error": "server_error"}, status=self.userinfo_status)
         return web.json_response(self.claims)

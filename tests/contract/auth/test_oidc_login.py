@@ -12,11 +12,12 @@ We test these aspects:
   (``refresh_pre_spawn``), with no new login, both with claims from the userinfo endpoint and
   from the ID token (``userdata_from_id_token``: a refresh-token grant brings a new ID token);
 - each bad input gives a clear page (403; 503 for a provider that is down), a hub log line,
-  and no user: missing state, wrong state, the provider's own error, a replayed code, an
+  and no user: missing state, wrong state, no code, the provider's own error, a replayed code, an
   expired ID token, an ID token signed by another key, with an unknown key id (the JWKS is
   fetched again once, not again within ``jwks_refetch_interval``), unsigned (``alg: none``), for
   another audience, a groups claim that is missing, a string, null or nested wrong, a user in no
-  allowed group, a provider that is down; a malformed token's text never appears in the page.
+  allowed group, a provider that is down (before the login, or between the redirect and the code
+  exchange), a userinfo endpoint that fails; a malformed token's text never appears in the page.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ c.PlatformAuthenticator.oauth_callback_url = "{hub.url}/hub/oauth_callback"
 c.PlatformAuthenticator.allowed_groups = {{"staff", "gpu-users", "students", "hub-admins"}}
 c.PlatformAuthenticator.admin_groups = {{"hub-admins"}}
 c.JupyterHub.default_url = "/hub/home"
+# z2jh runs the hub with slow_spawn_timeout 0 (z2jh-hub-loader.md): spawn requests answer at once.
+c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 0}}
 c.JupyterHub.load_roles.append({{"name": "auth-tests", "scopes": ["admin:auth_state", "admin:groups", "admin:users"], "services": ["operator"]}})
 """ + extra
 
@@ -211,6 +214,10 @@ async def test_replayed_code_and_state_problems(provider, tmp_path):
             # No state parameter at all.
             async with s.get(re.sub(r"&?state=[^&]+", "", callback), allow_redirects=False) as r:
                 assert r.status == 403 and "its state does not match" in page_message(await r.text())
+            # No code.
+            async with s.get(re.sub(r"code=[^&]+&?", "", callback), allow_redirects=False) as r:
+                assert r.status == 403
+                assert "The sign-in provider sent no login code. Please sign in again" in page_message(await r.text())
         assert "Sign-in refused at the callback (400 OAuth state missing from cookies)" in hub.log_tail(200)
         assert "Sign-in refused at the callback (400 OAuth state mismatch)" in hub.log_tail(200)
         await assert_no_user(hub, "dee")
@@ -370,8 +377,7 @@ async def test_missing_username_claim_is_refused_without_the_claims(forge, forge
 
 async def test_claims_from_the_id_token_are_refreshed_before_a_spawn(tmp_path):
     forge = await TokenForge().start()
-    hub = await start_oidc_hub(tmp_path, forge.url, "c.PlatformAuthenticator.userdata_from_id_token = True\n"
-                                                    "c.Spawner.cmd = ['jupyterhub-singleuser']\n")
+    hub = await start_oidc_hub(tmp_path, forge.url, "c.PlatformAuthenticator.userdata_from_id_token = True\n")
     try:
         forge.claims = {"sub": "s-mo", "preferred_username": "mo", "groups": ["gpu-users"]}
         assert (await forge_login(hub))[0] == 302
@@ -412,6 +418,22 @@ async def test_provider_down(tmp_path):
         assert status == 200 and users == []
     finally:
         await hub.stop()
+
+
+@pytest.mark.parametrize(
+    "status, page_status, message, log",
+    [(500, 503, "The sign-in provider cannot be reached right now.", "answered 500"),
+     (401, 403, "The sign-in provider did not say who you are.", "answered 401")],
+    ids=["userinfo-500", "userinfo-401"],
+)
+async def test_userinfo_failure(forge, forge_hub, status, page_status, message, log):
+    forge.claims = {"sub": "s-ned", "preferred_username": "ned", "groups": ["staff"]}
+    forge.userinfo_status = status
+    code, html = await forge_login(forge_hub)
+    assert code == page_status
+    assert message in page_message(html)
+    assert f"Sign-in failed: the userinfo endpoint of {forge.url} {log}" in forge_hub.log_tail(100)
+    await assert_no_user(forge_hub, "ned")
 
 
 async def test_provider_goes_down_during_login(forge, forge_hub):

@@ -11,7 +11,9 @@ We test these aspects:
 - REST spawns of a profile, a choice or a free-text value the user is not entitled to are
   refused with 403 and a message naming the groups that grant it, with no pod made; a form
   submission of the same is refused with the message on the form;
-- a REST spawn with no options starts the user's first entitled profile and choices; a user whose
+- a REST spawn with no options starts the user's first entitled profile and choices, and a
+  profile asked for without a choice gets the first entitled choice, not a default the user may
+  not have (the pod runs that choice's image); a user whose
   groups grant no profile at all is told so on the form and refused through REST;
 - the GPU ledger's per-user cap comes from the entitlements (``gpus_per_user``, the highest of
   the user's groups), as does the per-group total (``gpus_total``);
@@ -93,7 +95,7 @@ async def test_form_and_rest_follow_the_groups(hub, cluster):
     cases = [
         ("ben", {"profile": "a100"}, 'You are not entitled to the profile "A100". It is granted to members of "gpu-users", "staff"; '),
         ("ben", {"profile": "cpu", "image": "r"},
-         'You are not entitled to "R" for "Image" in "CPU". It is granted to members of "gpu-users", "staff"; '),
+         'You are not entitled to "R" for "Image" in "CPU". It is granted to members of "gpu-users", "r-users", "staff"; '),
         ("ben", {"profile": "cpu", "image--unlisted-choice": "docker.io/evil/miner"},
          'You are not entitled to a value of your own for "Image" in "CPU". It is granted to members of "gpu-users", "staff"; '),
         ("ann", {"profile": "a100-multi", "gpus": "4"},
@@ -116,13 +118,33 @@ async def test_form_and_rest_follow_the_groups(hub, cluster):
     vic = await PageSession(hub, "vic").dummy_login()
     try:
         _, page = await vic.spawn_form()
-        assert ('You are not entitled to any profile on this hub. It is granted to members of "gpu-users", "staff", '
-                '"students"; ' + HOW) in page_text(page)
+        assert ('You are not entitled to any profile on this hub. It is granted to members of "gpu-users", "r-users", '
+                '"staff", "students"; ' + HOW) in page_text(page)
     finally:
         await vic.close()
     status, body = await spawn(hub, "vic")
     assert status == 403 and body["message"] == (
-        'You are not entitled to any profile on this hub. It is granted to members of "gpu-users", "staff", "students"; ' + HOW)
+        'You are not entitled to any profile on this hub. It is granted to members of "gpu-users", "r-users", "staff", '
+        '"students"; ' + HOW)
+
+    # A profile asked for without a choice whose default is not entitled: the first entitled one.
+    status, body = await hub.request("POST", "/users/rae")
+    assert status == 201, body
+    await set_groups(hub, {"r-users": ["rae"]})
+    rae = await PageSession(hub, "rae").dummy_login()
+    try:
+        form, _ = await rae.spawn_form()
+        assert form.profiles == ["cpu"] and form.options == {"profile-option-cpu--image": ["r"]}
+    finally:
+        await rae.close()
+    status, body = await spawn(hub, "rae", {"profile": "cpu"})
+    assert status in (201, 202), body
+    await hub.wait_ready("rae")
+    _, model = await hub.request("GET", "/users/rae")
+    assert model["servers"][""]["user_options"] == {"profile": "cpu", "image": "r"}
+    (pod,) = [p for p in pods(cluster) if p["metadata"]["annotations"].get("hub.jupyter.org/username") == "rae"]
+    assert pod["spec"]["containers"][0]["image"] == "quay.io/jupyter/r-notebook:2024-12-02"
+    await stop(hub, "rae")
 
     # No options (and none remembered from an earlier request): the first entitled profile and
     # choices, written into the server's options.
