@@ -455,18 +455,24 @@ class GpuQuotaMixin(LoggingConfigurable):
 
     def _gpu_sync_policy(self, profile_list) -> GpuLedger:
         ledger = gpu_ledger()
-        ledger.policy = Policy(
+        ledger.policy = self._gpu_policy()
+        ledger.namespace = self.namespace
+        for req in self._gpu_profile_requests(profile_list):
+            if (req.resource, req.type) not in ledger.kinds:
+                ledger.add_kind(req.resource, req.type, req.selector)
+        return ledger
+
+    def _gpu_policy(self) -> Policy:
+        """The ledger's caps and pools from this spawner's settings. The entitlements mixin
+        (jhplatform.spawner.entitlements) overrides it so per-user and per-group caps come from
+        the groups' entitlements when they are configured."""
+        return Policy(
             pools=dict(self.gpu_pools),
             user_limit=self.gpu_user_limit,
             user_limit_by_group=dict(self.gpu_user_limit_by_group),
             group_limits=dict(self.gpu_group_limits),
             capacity_from_nodes=self.gpu_capacity_from_nodes,
         )
-        ledger.namespace = self.namespace
-        for req in self._gpu_profile_requests(profile_list):
-            if (req.resource, req.type) not in ledger.kinds:
-                ledger.add_kind(req.resource, req.type, req.selector)
-        return ledger
 
     def _gpu_profile_requests(self, profile_list) -> list:
         """Every GPU request a profile or choice of ``profile_list`` can make (for kinds and metrics)."""
