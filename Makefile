@@ -16,7 +16,7 @@ help:
 	@echo "make demo   - run the platform locally (Kubernetes API emulator with a GPU node pool)"
 	@echo "make test   - install everything the suite needs and run it"
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml | $(CURL_CONFIG) $(PG_CONFIG)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
@@ -32,6 +32,17 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+# C headers for pycurl (tornado's curl client, which z2jh's hub config selects) and psycopg2
+# (in the hub image's requirements, which the image-environment test installs).
+CURL_CONFIG := /usr/bin/curl-config
+PG_CONFIG := /usr/bin/pg_config
+
+$(CURL_CONFIG):
+	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcurl4-openssl-dev
+
+$(PG_CONFIG):
+	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpq-dev
 
 install: $(VENV)/.installed $(CHP) $(CHROMIUM)
 
