@@ -10,6 +10,11 @@ PYTEST_ARGS ?=
 DEMO_PORT ?= 8001
 DEMO_DIR := .demo
 
+# C headers from Debian for pycurl (tornado's curl client, which z2jh's hub config selects) and
+# psycopg2 (in the hub image's requirements, which the image-environment test installs).
+CURL_CONFIG := /usr/bin/curl-config
+PG_CONFIG := /usr/bin/pg_config
+
 .PHONY: demo test install clean help
 
 help:
@@ -32,11 +37,6 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
-
-# C headers for pycurl (tornado's curl client, which z2jh's hub config selects) and psycopg2
-# (in the hub image's requirements, which the image-environment test installs).
-CURL_CONFIG := /usr/bin/curl-config
-PG_CONFIG := /usr/bin/pg_config
 
 $(CURL_CONFIG):
 	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcurl4-openssl-dev
