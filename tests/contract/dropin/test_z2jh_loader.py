@@ -21,7 +21,6 @@ We test these aspects:
 
 from __future__ import annotations
 
-import copy
 import re
 
 import pytest
