@@ -1,0 +1,131 @@
+"""``jhplatform check`` and ``jhplatform render``: z2jh values checked offline through the hub's own config.
+
+Both commands load the configuration in the hub pod's layout (jhplatform.z2jh.HubPod, the same
+loader the hub tests use) and render with PlatformSpawner; they are run here as an admin runs
+them, as the ``jhplatform`` console script.
+
+We test these aspects:
+- ``check helm-values/platform.yaml`` exits 0 and prints no problem;
+- ``check`` on platform.yaml plus tests/data/values/broken.yaml (a privileged profile, an inline
+  hostPath dataset in hub.config, a GPU profile without a resource name, and a violating profile
+  added in hub.extraConfig) exits 1 and prints one line per problem, each starting with its
+  values path;
+- ``render`` prints the PVC and the pod for every profile of platform.yaml, and the emulator's
+  PSS-restricted namespace admits both when they are created through its REST API;
+- ``render --option`` picks the option's override and ``--group`` applies a group override;
+- error branches: an unknown profile (exit 1, naming the profiles), ``--option`` without ``=``
+  and a missing values file (exit 2), each with a message.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import aiohttp
+import pytest
+import yaml
+
+from helpers import REPO, TEST_DATA
+
+pytestmark = pytest.mark.contract
+
+PLATFORM = REPO / "helm-values" / "platform.yaml"
+NS = "jhub"
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
+JHPLATFORM = shutil.which("jhplatform") or str(REPO / ".venv" / "bin" / "jhplatform")
+
+
+def jhplatform(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}  # offline: no cluster
+    return subprocess.run([JHPLATFORM, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300)
+
+
+def test_check_clean_values_exit_0():
+    result = jhplatform("check", str(PLATFORM))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert "no problems" in result.stderr
+
+
+def test_check_names_each_problem_and_its_values_path():
+    result = jhplatform("check", str(PLATFORM), str(TEST_DATA / "values" / "broken.yaml"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    by_path = {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in lines}
+    assert set(by_path) == {
+        "singleuser.profileList[1].kubespawner_override.privileged",
+        "hub.config.PlatformSpawner.shared_datasets[0]",
+        "singleuser.profileList[2].gpu.resource",
+        "hub.extraConfig.50-debug-profile",
+    }, lines
+    assert "privileged" in by_path["singleuser.profileList[1].kubespawner_override.privileged"]
+    assert "inline hostPath volume" in by_path["hub.config.PlatformSpawner.shared_datasets[0]"]
+    assert "gpu.resource must be an extended resource name" in by_path["singleuser.profileList[2].gpu.resource"]
+    assert "profile 'debug'" in by_path["hub.extraConfig.50-debug-profile"]
+    assert "runAsUser=0" in by_path["hub.extraConfig.50-debug-profile"]
+    assert "4 problem(s)" in result.stderr
+
+
+def render(*args: str) -> list[dict]:
+    result = jhplatform("render", *args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return list(yaml.safe_load_all(result.stdout))
+
+
+async def create(devcluster, kind: str, body: dict) -> tuple[int, dict]:
+    url = f"{devcluster.url}/api/v1/namespaces/{NS}/{kind}"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url, json=body) as r:
+            return r.status, await r.json()
+
+
+@pytest.mark.parametrize("slug", [p["slug"] for p in yaml.safe_load(PLATFORM.read_text())["singleuser"]["profileList"]])
+async def test_render_is_admitted_by_a_restricted_namespace(cluster, slug):
+    cluster.cluster.create("namespaces", None, {"metadata": {"name": NS, "labels": RESTRICTED}})
+    pvc, pod = render(str(PLATFORM), "--user", "ada", "--profile", slug)
+    assert (pvc["kind"], pvc["metadata"]["name"], pvc["metadata"]["namespace"]) == ("PersistentVolumeClaim", "claim-ada", NS)
+    assert (pod["kind"], pod["metadata"]["name"], pod["metadata"]["namespace"]) == ("Pod", "jupyter-ada", NS)
+    assert pod["metadata"]["labels"]["release"] == "jhub"
+    status, body = await create(cluster, "persistentvolumeclaims", pvc)
+    assert status == 201, body
+    status, body = await create(cluster, "pods", pod)
+    assert status == 201, body
+    assert body["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_render_with_option_and_group():
+    options = str(TEST_DATA / "values" / "options.yaml")
+    _, pod = render(str(PLATFORM), options, "--user", "bo", "--profile", "cpu", "--option", "image=torch", "--group", "big-memory")
+    notebook = pod["spec"]["containers"][0]
+    assert notebook["image"] == "quay.io/jupyter/pytorch-notebook:2025-01-06"
+    assert {"name": "BIG_MEMORY_GROUP", "value": "yes"} in notebook["env"]
+    _, pod = render(str(PLATFORM), options, "--user", "bo", "--profile", "cpu")
+    notebook = pod["spec"]["containers"][0]
+    assert notebook["image"] == "quay.io/jupyter/scipy-notebook:2025-01-06"
+    assert "BIG_MEMORY_GROUP" not in {e["name"] for e in notebook["env"]}
+
+
+def test_render_unknown_profile():
+    result = jhplatform("render", str(PLATFORM), "--user", "ada", "--profile", "tpu")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    slugs = ", ".join(p["slug"] for p in yaml.safe_load(PLATFORM.read_text())["singleuser"]["profileList"])
+    assert f"jhplatform render: no profile 'tpu' in the profile list (profiles: {slugs})" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        pytest.param(["render", str(PLATFORM), "--user", "a", "--profile", "cpu", "--option", "image"],
+                     "jhplatform render: --option must be KEY=VALUE, not 'image'", id="option-without-equals"),
+        pytest.param(["check", "missing.yaml"], "jhplatform check: no such values file: missing.yaml", id="check-missing-file"),
+        pytest.param(["render", "missing.yaml", "--user", "a", "--profile", "cpu"],
+                     "jhplatform render: no such values file: missing.yaml", id="render-missing-file"),
+    ],
+)
+def test_usage_errors(args, message):
+    result = jhplatform(*args)
+    assert result.returncode == 2
+    assert result.stderr.strip() == message
