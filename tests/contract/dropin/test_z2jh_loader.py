@@ -16,7 +16,11 @@ We test these aspects:
   stops the hub at start, exit 1, with a FATAL line naming the profile and the setting, before
   the hub serves anything and with no pod created;
 - an inline hostPath dataset set through ``hub.config`` stops the hub the same way;
-- z2jh's own error branch: a ``hub.config`` section that is not a class name is FATAL.
+- z2jh's own error branch: a ``hub.config`` section that is not a class name is FATAL;
+- the snippets' non-trait setting comes from the values through z2jh's ``get_config``:
+  ``custom.jhplatform.checkAtStart: false`` lets a hub with a violating extraConfig profile start,
+  a value of the wrong type is one FATAL line and exit 1; a missing required ``custom.`` value is
+  one FATAL line and exit 1.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from aiohttp import web
 
 from helpers import REPO, TEST_DATA
 from jhplatform.policy.security import restricted_violations
+from jhplatform.spawner.dropin import custom_setting
 from z2jhpod import LoaderHub, notebook_url_values
 
 pytestmark = pytest.mark.contract
@@ -167,3 +172,60 @@ async def test_hub_config_section_not_a_class_is_fatal(hubs, jhub, tmp_path):
     assert await hub.run_to_exit() == 1
     [line] = fatal_lines(hub.log())
     assert re.match(r"FATAL: Invalid hub.config section name 'jupyterHub'", line), line
+
+
+DEBUG_PROFILE = {"hub": {"extraConfig": {"50-debug-profile": (
+    "c.KubeSpawner.profile_list = list(c.KubeSpawner.profile_list) + "
+    + repr([bad_profile("privileged-debug", {"privileged": True})]) + "\n")}}}
+
+
+async def test_check_at_start_false_skips_the_checks(hubs, jhub, tmp_path):
+    values = [PLATFORM, DEBUG_PROFILE, {"custom": {"jhplatform": {"checkAtStart": False}}}]
+    hub = hubs(values, kubeconfig=jhub.write_kubeconfig(tmp_path / "kubeconfig"))
+    await hub.start()
+    assert fatal_lines(hub.log()) == []
+
+
+async def test_check_at_start_of_the_wrong_type_is_fatal(hubs, jhub, tmp_path):
+    values = [PLATFORM, {"custom": {"jhplatform": {"checkAtStart": "yes"}}}]
+    hub = hubs(values, kubeconfig=jhub.write_kubeconfig(tmp_path / "kubeconfig"))
+    assert await hub.run_to_exit() == 1
+    assert fatal_lines(hub.log()) == [
+        "FATAL: custom.jhplatform.checkAtStart must be a bool (e.g. custom.jhplatform.checkAtStart: true), not 'yes'."
+    ]
+
+
+def z2jh_style_get_config(values: dict):
+    """A get_config(key, default=None) over a values dict, with z2jh's signature and semantics."""
+
+    def get_config(key, default=None):
+        value = values
+        for part in key.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return default
+            value = value[part]
+        return value
+
+    return get_config
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        pytest.param({}, "FATAL: jhplatform needs custom.jhplatform.site in the chart's values (helm upgrade -f VALUES.yaml); see docs/z2jh-loader.md.", id="missing"),
+        pytest.param({"custom": {"jhplatform": {"site": 3}}}, "FATAL: custom.jhplatform.site must be a str (e.g. custom.jhplatform.site: \"text\"), not 3.", id="wrong-type"),
+    ],
+)
+def test_required_custom_setting(values, expected, capsys):
+    with pytest.raises(SystemExit) as info:
+        custom_setting(z2jh_style_get_config(values), "jhplatform.site", kind=str)
+    assert info.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [expected]
+
+
+def test_custom_setting_given_and_default():
+    get_config = z2jh_style_get_config({"custom": {"jhplatform": {"site": "lab", "n": 2, "flag": True}}})
+    assert custom_setting(get_config, "jhplatform.site", kind=str) == "lab"
+    assert custom_setting(get_config, "jhplatform.other", kind=bool, default=True) is True
+    with pytest.raises(SystemExit):
+        custom_setting(get_config, "jhplatform.flag", kind=int)  # a bool is not a count
