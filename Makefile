@@ -18,7 +18,7 @@ PG_CONFIG := /usr/bin/pg_config
 .PHONY: demo test install clean help
 
 help:
-	@echo "make demo   - run the platform locally (Kubernetes API emulator with a GPU node pool)"
+	@echo "make demo   - run the platform locally: the hub as z2jh's hub pod runs it, on the Kubernetes API emulator"
 	@echo "make test   - install everything the suite needs and run it"
 
 $(VENV)/.installed: pyproject.toml | $(CURL_CONFIG) $(PG_CONFIG)
@@ -49,11 +49,13 @@ install: $(VENV)/.installed $(CHP) $(CHROMIUM)
 test: install
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
+# The hub runs as z2jh 4.4.0's hub pod runs it (jhplatform/z2jh, docs/z2jh-loader.md), from these values.
+DEMO_VALUES ?= helm-values/platform.yaml
+
 demo: install
 	@mkdir -p $(DEMO_DIR)
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" \
-		$(VENV)/bin/jhplatform devcluster --port $(DEMO_PORT) --kubeconfig $(DEMO_DIR)/kubeconfig \
-		--state-dir $(DEMO_DIR)/state --sample
+		$(VENV)/bin/jhplatform demo $(DEMO_VALUES) --port $(DEMO_PORT) --state-dir $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -91,11 +91,8 @@ class LoaderHub:
     def start_proxy(self) -> None:
         chp = shutil.which("configurable-http-proxy")
         assert chp, "configurable-http-proxy is not installed: run `make install`"
-        hub = f"http://hub:{self.pod.hub_port}"
-        cmd = [chp, "--ip", "127.0.0.1", "--port", str(self.pod.proxy_public_port), "--api-ip", "127.0.0.1",
-               "--api-port", str(self.pod.proxy_api_port), "--default-target", hub, "--error-target", hub + "/hub/error"]
         self._proxy_log = open(self.proxy_log_path, "wb")
-        self.proxy = self.pod.popen(cmd, stdout=self._proxy_log, stderr=subprocess.STDOUT)
+        self.proxy = self.pod.popen(self.pod.proxy_command(chp), stdout=self._proxy_log, stderr=subprocess.STDOUT)
 
     def start_hub(self) -> None:
         self._log = open(self.log_path, "wb")

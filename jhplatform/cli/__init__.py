@@ -4,6 +4,7 @@
 ``jhplatform orphaned-claims`` lists home claims whose hub user no longer exists.
 ``jhplatform check VALUES.yaml…`` checks z2jh values offline through the hub's own config loading.
 ``jhplatform render VALUES.yaml… --user NAME --profile SLUG`` prints the PVC and pod a spawn creates.
+``jhplatform demo VALUES.yaml…`` runs the emulator, the proxy and the hub as z2jh's hub pod runs it.
 """
 
 from __future__ import annotations
@@ -109,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     _devcluster_parser(sub)
     orphaned_claims.add_parser(sub)
     values_check.add_parsers(sub)
+    from . import demo  # it imports this module's sample_manifests
+
+    demo.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", "WARNING").upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "devcluster":
@@ -119,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         return values_check.run_check(args)
     if args.command == "render":
         return values_check.run_render(args)
+    if args.command == "demo":
+        return demo.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

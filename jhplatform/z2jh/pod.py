@@ -204,6 +204,16 @@ class HubPod:
         """The hub container's command, with the image environment's ``jupyterhub``."""
         return [str(Path(self.python).parent / "jupyterhub"), "--config", CONFIG_FILE, "--upgrade-db"]
 
+    def proxy_command(self, chp: str) -> list[str]:
+        """configurable-http-proxy as the proxy pod runs it: public and API ports, the hub by Service name.
+
+        It must run in the pod's namespace (:meth:`popen`) to resolve the name ``hub``; it reads
+        its token from ``CONFIGPROXY_AUTH_TOKEN`` in :meth:`env`.
+        """
+        hub = f"http://{resource_names(self.release)['hub']}:{self.hub_port}"
+        return [chp, "--ip", "127.0.0.1", "--port", str(self.proxy_public_port), "--api-ip", "127.0.0.1",
+                "--api-port", str(self.proxy_api_port), "--default-target", hub, "--error-target", hub + "/hub/error"]
+
     def in_namespace(self, command: list[str]) -> list[str]:
         """``command`` run in a new mount namespace with the pod's files at the pod's paths."""
         script = (
