@@ -227,9 +227,14 @@ def _check(args) -> dict:
     except Exception as e:  # noqa: BLE001 - reported as a problem of the whole configuration
         rendered = []
         problems.append({"path": "hub.config", "message": f"no spawner can be made from this configuration: {type(e).__name__}: {e}"})
+    blocker = values.get("singleuser", {}).get("cloudMetadata", {}).get("blockWithIptables") is True
     for problem in rendered:
         profile = profiles.get(problem.profile)
-        path = _setting_path(origins.get(problem.profile, "singleuser.profileList"), profile, problem.option, problem.choice, problem.settings)
+        if blocker and '"block-cloud-metadata"' in problem.message:
+            # z2jh's own privileged init container (step 7), in every profile: one values key.
+            path = "singleuser.cloudMetadata.blockWithIptables"
+        else:
+            path = _setting_path(origins.get(problem.profile, "singleuser.profileList"), profile, problem.option, problem.choice, problem.settings)
         problems.append({"path": path, "message": str(problem)})
     return {"problems": problems, "profiles": list(profiles)}
 

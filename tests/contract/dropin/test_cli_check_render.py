@@ -10,6 +10,8 @@ We test these aspects:
   hostPath dataset in hub.config, a GPU profile without a resource name, and a violating profile
   added in hub.extraConfig) exits 1 and prints one line per problem, each starting with its
   values path;
+- z2jh's privileged iptables init container (``singleuser.cloudMetadata.blockWithIptables:
+  true``, the chart's default) is named by that values key, once per profile, with the fix;
 - ``render`` prints the PVC and the pod for every profile of platform.yaml, and the emulator's
   PSS-restricted namespace admits both when they are created through its REST API;
 - ``render --option`` picks the option's override and ``--group`` applies a group override;
@@ -66,6 +68,18 @@ def test_check_names_each_problem_and_its_values_path():
     assert "profile 'debug'" in by_path["hub.extraConfig.50-debug-profile"]
     assert "runAsUser=0" in by_path["hub.extraConfig.50-debug-profile"]
     assert "4 problem(s)" in result.stderr
+
+
+def test_check_names_z2jhs_iptables_blocker_by_its_values_key():
+    result = jhplatform("check", str(PLATFORM), str(TEST_DATA / "values" / "iptables.yaml"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    slugs = [p["slug"] for p in yaml.safe_load(PLATFORM.read_text())["singleuser"]["profileList"]]
+    assert [line.split(": ", 1)[0] for line in lines] == ["singleuser.cloudMetadata.blockWithIptables"] * len(slugs)
+    for slug, line in zip(slugs, lines):
+        assert f"profile '{slug}'" in line
+        assert 'container "block-cloud-metadata" must not set securityContext.privileged=true' in line
+        assert "Set singleuser.cloudMetadata.blockWithIptables: false" in line
 
 
 def render(*args: str) -> list[dict]:
