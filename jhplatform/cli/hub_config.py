@@ -255,14 +255,17 @@ async def _render_async(config, args) -> dict:
         spawners={},
         progress_url=lambda server_name="": f"/hub/api/users/{args.user}/servers/{server_name}/progress",
     )
-    spawner = PlatformSpawner(
-        config=config,
-        hub=Hub(ip="127.0.0.1", port=8081, base_url="/hub/"),
-        user=user,
-        orm_spawner=orm.Spawner(name=""),
-        api_token="render",
-        oauth_client_id=f"jupyterhub-user-{args.user}",
-    )
+    try:
+        spawner = PlatformSpawner(
+            config=config,
+            hub=Hub(ip="127.0.0.1", port=8081, base_url="/hub/"),
+            user=user,
+            orm_spawner=orm.Spawner(name=""),
+            api_token="render",
+            oauth_client_id=f"jupyterhub-user-{args.user}",
+        )
+    except Exception as e:  # noqa: BLE001 - a setting the spawner's traits refuse
+        return {"error": f"no spawner can be made from this configuration (run `jhplatform check`): {type(e).__name__}: {e}"}
     options = {"profile": args.profile}
     for item in args.option:
         key, _, value = item.partition("=")

@@ -15,6 +15,8 @@ We test these aspects:
 - ``render`` prints the PVC and the pod for every profile of platform.yaml, and the emulator's
   PSS-restricted namespace admits both when they are created through its REST API;
 - ``render --option`` picks the option's override and ``--group`` applies a group override;
+- a profile the platform refuses is not rendered: exit 1 with the refusal and the setting; values
+  that make no spawner at all (a malformed GPU profile) are one clear line, exit 1;
 - error branches: an unknown profile (exit 1, naming the profiles), ``--option`` without ``=``
   and a missing values file (exit 2), each with a message.
 """
@@ -89,7 +91,7 @@ def render(*args: str) -> list[dict]:
 
 
 async def create(devcluster, kind: str, body: dict) -> tuple[int, dict]:
-    url = f"{devcluster.url}/api/v1/namespaces/{NS}/{kind}"
+    url = f"{devcluster.url}/api/v1/namespaces" + ("" if kind == "namespaces" else f"/{NS}/{kind}")
     async with aiohttp.ClientSession() as s:
         async with s.post(url, json=body) as r:
             return r.status, await r.json()
@@ -97,7 +99,8 @@ async def create(devcluster, kind: str, body: dict) -> tuple[int, dict]:
 
 @pytest.mark.parametrize("slug", [p["slug"] for p in yaml.safe_load(PLATFORM.read_text())["singleuser"]["profileList"]])
 async def test_render_is_admitted_by_a_restricted_namespace(cluster, slug):
-    cluster.cluster.create("namespaces", None, {"metadata": {"name": NS, "labels": RESTRICTED}})
+    status, body = await create(cluster, "namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": RESTRICTED}})
+    assert status == 201, body
     pvc, pod = render(str(PLATFORM), "--user", "ada", "--profile", slug)
     assert (pvc["kind"], pvc["metadata"]["name"], pvc["metadata"]["namespace"]) == ("PersistentVolumeClaim", "claim-ada", NS)
     assert (pod["kind"], pod["metadata"]["name"], pod["metadata"]["namespace"]) == ("Pod", "jupyter-ada", NS)
@@ -119,6 +122,29 @@ def test_render_with_option_and_group():
     notebook = pod["spec"]["containers"][0]
     assert notebook["image"] == "quay.io/jupyter/scipy-notebook:2025-01-06"
     assert "BIG_MEMORY_GROUP" not in {e["name"] for e in notebook["env"]}
+
+
+def test_render_refused_profile(tmp_path):
+    profiles = {"singleuser": {"profileList": [{"display_name": "Privileged", "slug": "privileged", "kubespawner_override": {"privileged": True}}]}}
+    values = tmp_path / "privileged.yaml"
+    values.write_text(yaml.safe_dump(profiles))
+    result = jhplatform("render", str(PLATFORM), str(values), "--user", "ada", "--profile", "privileged")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("jhplatform render: Pod jupyter-ada for ada (profile 'privileged') violates Pod Security Standards")
+    assert "set by: KubeSpawner.privileged" in result.stderr
+
+
+def test_render_with_a_malformed_gpu_profile():
+    result = jhplatform("render", str(PLATFORM), str(TEST_DATA / "values" / "broken.yaml"), "--user", "ada", "--profile", "cpu")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "jhplatform render: no spawner can be made from this configuration (run `jhplatform check`): "
+        "TraitError: PlatformSpawner.profile_list profile "
+        "'gpu-no-resource': gpu.resource must be an extended resource name such as 'nvidia.com/gpu', 'amd.com/gpu' or "
+        "'nvidia.com/mig-1g.10gb', not None"
+    ]
 
 
 def test_render_unknown_profile():
