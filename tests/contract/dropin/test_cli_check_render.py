@@ -17,6 +17,8 @@ We test these aspects:
 - ``render --option`` picks the option's override and ``--group`` applies a group override;
 - a profile the platform refuses is not rendered: exit 1 with the refusal and the setting; values
   that make no spawner at all (a malformed GPU profile) are one clear line, exit 1;
+- values with which z2jh's config file itself stops (a hub.config section that is not a class)
+  are one problem line with z2jh's FATAL message, exit 1;
 - error branches: an unknown profile (exit 1, naming the profiles), ``--option`` without ``=``
   and a missing values file (exit 2), each with a message.
 """
@@ -70,6 +72,17 @@ def test_check_names_each_problem_and_its_values_path():
     assert "profile 'debug'" in by_path["hub.extraConfig.50-debug-profile"]
     assert "runAsUser=0" in by_path["hub.extraConfig.50-debug-profile"]
     assert "4 problem(s)" in result.stderr
+
+
+def test_check_reports_a_config_file_that_stops_while_loading(tmp_path):
+    values = tmp_path / "section.yaml"
+    values.write_text(yaml.safe_dump({"hub": {"config": {"jupyterHub": {"admin_access": True}}}}))
+    result = jhplatform("check", str(PLATFORM), str(values))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "hub: the hub configuration exits with 1 while loading: FATAL: Invalid hub.config section name 'jupyterHub': "
+        "a section must start with a capital letter. Maybe misplaced or misspelled config?"
+    ]
 
 
 def test_check_names_z2jhs_iptables_blocker_by_its_values_key():
