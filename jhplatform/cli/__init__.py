@@ -2,6 +2,9 @@
 
 ``jhplatform devcluster`` runs the Kubernetes API emulator in the foreground.
 ``jhplatform orphaned-claims`` lists home claims whose hub user no longer exists.
+``jhplatform check VALUES.yaml…`` checks z2jh values offline through the hub's own config loading.
+``jhplatform render VALUES.yaml… --user NAME --profile SLUG`` prints the PVC and pod a spawn creates.
+``jhplatform demo VALUES.yaml…`` runs the emulator, the proxy and the hub as z2jh's hub pod runs it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import orphaned_claims
+from . import orphaned_claims, values_check
 
 SAMPLE_NAMESPACE = "jhub"
 
@@ -113,12 +116,22 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _devcluster_parser(sub)
     orphaned_claims.add_parser(sub)
+    values_check.add_parsers(sub)
+    from . import demo  # it imports this module's sample_manifests
+
+    demo.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", "WARNING").upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "devcluster":
         return asyncio.run(_run_devcluster(args))
     if args.command == "orphaned-claims":
         return asyncio.run(orphaned_claims.run(args))
+    if args.command == "check":
+        return values_check.run_check(args)
+    if args.command == "render":
+        return values_check.run_render(args)
+    if args.command == "demo":
+        return demo.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -25,7 +25,7 @@ LINT = Path(sys.executable).parent / "lint-imports"
 CONTRACTS = {
     "policy-is-pure": "policy: pure, imports no plugin, emulator or CLI wing and no I/O library",
     "devcluster-uses-only-policy": "devcluster: imports only policy from the rest of jhplatform, and no hub library",
-    "wings-are-independent": "spawner, auth, devcluster: no wing imports another; they share only policy",
+    "wings-are-independent": "spawner, auth, devcluster, z2jh: independent; share only policy",
     "cli-on-top": "cli: the top layer; no wing imports it",
 }
 
@@ -57,6 +57,7 @@ def test_every_contract_is_kept():
         ("policy/entitlements.py", "import jhplatform.auth", "policy-is-pure"),
         ("devcluster/store.py", "import jhplatform.auth", "devcluster-uses-only-policy"),
         ("auth/claims.py", "import jhplatform.spawner", "wings-are-independent"),
+        ("z2jh/values.py", "import jhplatform.spawner.checks", "wings-are-independent"),
         ("spawner/form.py", "import jhplatform.auth.claims", "wings-are-independent"),
     ],
     ids=[
@@ -70,6 +71,7 @@ def test_every_contract_is_kept():
         "devcluster-imports-auth",
         "auth-imports-spawner",
         "spawner-imports-auth",
+        "z2jh-imports-spawner",
     ],
 )
 def test_a_forbidden_import_breaks_its_contract(tmp_path, module, bad_import, contract):

@@ -188,23 +188,6 @@ async def test_gpu_caps_come_from_the_entitlements(hub, cluster):
     await stop(hub, "eve")
 
 
-async def test_a_bad_rule_stops_the_hub(cluster, tmp_path, chp_path):
-    make_namespace(cluster)
-    snippet = REPO / "jupyterhub_config.d" / "80-jhplatform-entitlements-check.py"
-    config = (entitled_config(1)
-              + 'c.PlatformSpawner.entitlements = {"staff": {"profile": "*", "gpus_per_user": -1}}\n'
-              + f"exec(compile(open({str(snippet)!r}).read(), {str(snippet)!r}, 'exec'))\n")
-    hub = HubStack(tmp_path, cluster.write_kubeconfig(tmp_path / "kubeconfig"), config, spawner_class="jhplatform")
-    with pytest.raises(AssertionError, match="jupyterhub exited"):
-        await hub.start()
-    log = hub.log_tail(80)
-    assert ("PlatformSpawner.entitlements['staff'] has unknown key(s) 'profile' (misspelled?); the keys are profiles, "
-            "choices, gpus_per_user, gpu_types, gpus_total") in log
-    assert "FATAL: PlatformSpawner.entitlements['staff'].gpus_per_user must be a whole number of GPUs (0 or more), not -1" in log
-    assert "FATAL: jhplatform refuses to start with entitlements that name no profile; see docs/auth.md." in log
-    await hub.stop()
-
-
 def test_load_time_check_names_unknown_profiles():
     from traitlets.config import Config
 
