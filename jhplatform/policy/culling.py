@@ -29,6 +29,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 RULES = ("max-age", "gpu-idle", "idle")
+#: Keys of the spawner state (``admin:server_state``) where the spawner records, for the culler,
+#: the GPUs it resolved for the pod (``{resource: count}``) and the profile slug used.
+GPU_STATE_KEY = "jhplatform_gpus"
+PROFILE_STATE_KEY = "jhplatform_profile"
 CLASSES = ("gpu", "cpu")
 
 

@@ -32,6 +32,7 @@ from traitlets import Bool, Callable, Enum, List, TraitError, Unicode, default, 
 
 from ..policy.security import HardeningPolicy, explain, harden, restricted_violations
 from ..policy.security.harden import hints
+from .culling import CullingFactsMixin
 from .gpu import GpuQuotaMixin
 from .storage import StorageMixin
 
@@ -68,7 +69,7 @@ def _hook_chain(admin_hook):
     return platform_modify_pod_hook
 
 
-class PlatformSpawner(GpuQuotaMixin, StorageMixin, KubeSpawner):
+class PlatformSpawner(CullingFactsMixin, GpuQuotaMixin, StorageMixin, KubeSpawner):
     """KubeSpawner with PSS "restricted" hardening that no profile, override, option or hook
     can weaken."""
 

@@ -23,7 +23,7 @@ LINT = Path(sys.executable).parent / "lint-imports"
 CONTRACTS = {
     "policy-is-pure": "policy: pure, imports no plugin, emulator or CLI wing and no I/O library",
     "devcluster-uses-only-policy": "devcluster: imports only policy from the rest of jhplatform, and no hub library",
-    "wings-are-independent": "spawner, devcluster: no wing imports another; they share only policy",
+    "wings-are-independent": "spawner, culler, devcluster: no wing imports another; they share only policy",
     "cli-on-top": "cli: the top layer; no wing imports it",
 }
 
@@ -50,8 +50,15 @@ def test_every_contract_is_kept():
         ("policy/storage.py", "import kubespawner", "policy-is-pure"),
         ("devcluster/store.py", "import jhplatform.cli", "devcluster-uses-only-policy"),
         ("spawner/form.py", "import jhplatform.devcluster.errors", "wings-are-independent"),
+        ("policy/culling.py", "import jhplatform.culler", "policy-is-pure"),
+        ("policy/culling.py", "import jupyterhub_idle_culler", "policy-is-pure"),
+        ("devcluster/store.py", "import jhplatform.culler", "devcluster-uses-only-policy"),
+        ("culler/cycle.py", "import jhplatform.spawner.culling", "wings-are-independent"),
+        ("spawner/culling.py", "import jhplatform.culler.cycle", "wings-are-independent"),
     ],
-    ids=["policy-imports-spawner", "policy-imports-kubespawner", "devcluster-imports-cli", "spawner-imports-devcluster"],
+    ids=["policy-imports-spawner", "policy-imports-kubespawner", "devcluster-imports-cli", "spawner-imports-devcluster",
+         "policy-imports-culler", "policy-imports-idle-culler", "devcluster-imports-culler", "culler-imports-spawner",
+         "spawner-imports-culler"],
 )
 def test_a_forbidden_import_breaks_its_contract(tmp_path, module, bad_import, contract):
     shutil.copytree(REPO / "jhplatform", tmp_path / "jhplatform", ignore=shutil.ignore_patterns("__pycache__"))
