@@ -162,6 +162,15 @@ class CullerService(IdleCuller):
 
     namespace = Unicode(config=True, help="Namespace of the user pods when the spawner state does not name it.")
 
+    bind_url = Unicode(config=True, help="""
+        Where the admin page listens, e.g. ``http://0.0.0.0:10101``. Default: the service URL the hub
+        gave (``$JUPYTERHUB_SERVICE_URL``). Empty: no page.
+        """)
+
+    @default("bind_url")
+    def _default_bind_url(self):
+        return os.environ.get("JUPYTERHUB_SERVICE_URL", "")
+
     @default("namespace")
     def _default_namespace(self):
         return os.environ.get("POD_NAMESPACE", "default")
@@ -236,7 +245,7 @@ class CullerService(IdleCuller):
         self.log.info("Culling every %ss%s: GPU idle %ss / max age %ss, CPU idle %ss / max age %ss, warnings %ss ahead",
                       self.cull_every, " (dry run)" if self.dry_run else "", self.gpu_idle_timeout, self.gpu_max_age,
                       self.cpu_idle_timeout, self.cpu_max_age, self.warn_before)
-        server = start_web(cycle)
+        server = start_web(cycle, self.bind_url)
         try:
             while True:
                 await cycle.run()

@@ -124,9 +124,8 @@ def make_app(cycle: Cycle, prefix: str) -> web.Application:
     )
 
 
-def start_web(cycle: Cycle) -> HTTPServer | None:
-    """Serve at ``$JUPYTERHUB_SERVICE_URL`` (a hub-managed service with a ``url``); None without one."""
-    url = os.environ.get("JUPYTERHUB_SERVICE_URL")
+def start_web(cycle: Cycle, url: str) -> HTTPServer | None:
+    """Serve at ``url`` under ``$JUPYTERHUB_SERVICE_PREFIX``; None without a URL."""
     if not url:
         return None
     parsed = urlparse(url)
