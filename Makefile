@@ -33,7 +33,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-install: $(VENV)/.installed $(CHP) $(CHROMIUM)
+# Debian's Prometheus, for the culler's tests (they start their own instance on loopback with a
+# temporary config and storage; the package's system service is never used).
+PROMETHEUS := /usr/bin/prometheus
+
+$(PROMETHEUS):
+	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus
+
+install: $(VENV)/.installed $(CHP) $(CHROMIUM) $(PROMETHEUS)
 
 test: install
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)

@@ -119,7 +119,7 @@ def server_facts(user: str, server: dict, utilisation: dict | None, state: Culle
     profile = spawner_state.get(PROFILE_STATE_KEY) or (server.get("user_options") or {}).get("profile") or ""
     namespace = spawner_state.get("namespace") or settings.namespace
     pod = spawner_state.get("pod_name") or ""
-    key = f"{user}/{server.get('name', '')}"
+    key = f"{user}/{server['name']}" if server.get("name") else user  # as ServerFacts.name
     util, missing = None, None
     if count:
         if utilisation is None:
