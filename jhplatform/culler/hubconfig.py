@@ -41,7 +41,7 @@ _SIMPLE = {
 }
 _PROMETHEUS = {"url": "prometheus_url", "query": "prometheus_query", "window": "prometheus_window", "timeout": "prometheus_timeout"}
 _LIMITS = {"idleTimeout": "idle_timeout", "maxAge": "max_age"}
-_OTHER = {"enabled", "gpu", "cpu", "profiles", "prometheus", "port", "warningsFile"}
+_OTHER = {"enabled", "gpu", "cpu", "profiles", "prometheus", "port", "bindAddress", "warningsFile"}
 
 
 class CullerConfigError(ValueError):
@@ -99,7 +99,9 @@ def register_culler(c, values: Mapping | None, *, hub_host: str, cull_enabled: b
         return False
     settings = culler_settings(values, hub_dir or os.getcwd())
     port = int(values.get("port") or DEFAULT_PORT)
-    settings["bind_url"] = f"http://0.0.0.0:{port}"
+    # In the hub pod the proxy reaches the page through the hub Service, so listen on all
+    # interfaces by default.
+    settings["bind_url"] = f"http://{values.get('bindAddress') or '0.0.0.0'}:{port}"
 
     services = [s for s in _list(c.JupyterHub.services) if s.get("name") != SERVICE]
     roles = [r for r in _list(c.JupyterHub.load_roles) if r.get("name") != SERVICE]

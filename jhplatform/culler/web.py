@@ -8,6 +8,7 @@ accepts a hub token with the ``read:metrics`` scope (for Prometheus' scrape conf
 from __future__ import annotations
 
 import html
+from datetime import datetime, timezone
 import json
 import os
 from urllib.parse import urlparse
@@ -78,6 +79,8 @@ class AdminPage(_Base):
                 v = r[key]
                 if key == "gpu_utilisation":
                     v = "no reading" if v is None else f"{v:.0f}"
+                elif key in ("started", "last_activity", "cull_at") and v:
+                    v = datetime.fromisoformat(v).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
                 values.append(html.escape("" if v is None else str(v)))
             cells.append("<tr>" + "".join(f"<td>{v}</td>" for v in values) + "</tr>")
         head = "".join(f"<th>{html.escape(t)}</th>" for _, t in _COLUMNS)
@@ -94,7 +97,7 @@ class AdminPage(_Base):
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}</style>
 </head><body>
 <h1>GPU servers</h1>
-<p id="who">Signed in as {html.escape(user['name'])}. Last cycle: {html.escape(str(state.last_cycle or 'not yet'))}.</p>
+<p id="who">Signed in as {html.escape(user['name'])}. Last cycle: {html.escape(state.last_cycle.strftime("%Y-%m-%d %H:%M:%S UTC") if state.last_cycle else "not yet")}.</p>
 {''.join(f'<p class="note">{html.escape(n)}</p>' for n in notes)}
 <table id="gpu-servers"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <p><a href="api/servers">JSON</a> · <a href="metrics">metrics</a></p>
