@@ -14,7 +14,8 @@ We test these aspects:
   goes to docs/img/culler-admin.png;
 - bob, who has no access to the service, is refused by the hub's OAuth; carol, who may reach the
   service but is not an admin, gets the service's 403 with its message;
-- the metrics endpoint answers the admin with the culler's metrics.
+- the metrics endpoint answers the admin with the culler's metrics, and a scrape token with
+  ``read:metrics``; carol's browser session (no ``read:metrics`` in its OAuth token) is refused.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import os
 import tempfile
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -71,8 +73,8 @@ c.KubeSpawner.get_pod_url = lambda spawner, pod: "http://127.0.0.1:{notebook_stu
 c.KubeSpawner.start_timeout = 30
 c.Authenticator.admin_users = {{"admin"}}
 register_culler(c, {values!r}, hub_host="127.0.0.1", cull_enabled=False, hub_dir={str(tmp_path)!r})
-c.JupyterHub.load_roles.append({{"name": "culler-viewers", "scopes": ["access:services!service=jhplatform-culler"],
-                                 "users": ["carol"]}})
+c.JupyterHub.load_roles.append({{"name": "culler-viewers", "users": ["carol"],
+                                 "scopes": ["access:services!service=jhplatform-culler", "read:metrics"]}})
 """
     stack = HubStack(tmp_path, cluster.write_kubeconfig(tmp_path / "kubeconfig"), config, spawner_class="jhplatform")
     await stack.start()
@@ -152,7 +154,21 @@ async def test_warning_and_admin_page_in_chromium(hub, tmp_path):
         assert "This page is for hub admins only." in await page.content()
         response = await page.goto(service + "api/servers")
         assert response.status == 403
+        # Her browser's OAuth token carries no read:metrics, so the metrics are refused too...
+        response = await page.goto(service + "metrics")
+        assert response.status == 403
+        assert "need a hub admin or a token with the read:metrics scope" in await page.content()
         await ctx.close()
+    # ... while an API token of hers with read:metrics (a scrape token) gets them.
+    status, token = await hub.request("POST", "/users/carol/tokens", {
+        "scopes": ["read:metrics", "access:services!service=jhplatform-culler"], "note": "scrape"})
+    assert status == 201, token
+    async with aiohttp.ClientSession() as s:
+        async with s.get(service + "metrics", headers={"Authorization": f"token {token['token']}"}) as r:
+            assert r.status == 200, await r.text()
+            assert "jhplatform_culler_culls_total" in await r.text() or "jhplatform_culler_gpu_servers" in await r.text()
+
+    async with async_playwright() as pw:
 
         # the admin: the page through hub OAuth, the JSON, the metrics.
         ctx = await browser("admin")
