@@ -38,8 +38,18 @@ class CullingFactsMixin:
     _culling_gpus: dict | None = None
     _culling_profile: str = ""
 
-    async def start(self):
-        result = await super().start()
+    def start(self):
+        # KubeSpawner's start() returns its running future at once (progress() reads it while the
+        # start is pending), so record from a callback on that same future instead of wrapping it.
+        # The callback was added before anyone awaits the future, so it runs before JupyterHub
+        # resumes and saves the state.
+        future = super().start()
+        future.add_done_callback(self._record_culling_facts)
+        return future
+
+    def _record_culling_facts(self, future) -> None:
+        if future.cancelled() or future.exception() is not None:
+            return
         pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
         # A GPU profile may name a resource outside the vendors' usual names; the GPU mixin
         # writes it into the pod's annotation ("example.com/accel=2").
@@ -49,7 +59,6 @@ class CullingFactsMixin:
         self._culling_gpus = dict(usage.counts) if usage else {}
         # A callable profile_list has no default to name here; the user's choice still counts.
         self._culling_profile = chosen_profile(self.user_options, self.profile_list)
-        return result
 
     def get_state(self):
         state = super().get_state()
