@@ -22,7 +22,7 @@ from traitlets import Bool, Dict, Float, Int, TraitError, Unicode, default, vali
 from traitlets.config import Config
 
 from ..policy.culling import CullPolicy, Limits, limits_problems, with_profiles
-from .cycle import Cycle, Metrics, Settings, log
+from .cycle import Cycle, Metrics, Settings
 from .prometheus import DEFAULT_QUERY
 
 CONFIG_ENV = "JHPLATFORM_CULLER_CONFIG"

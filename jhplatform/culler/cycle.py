@@ -10,7 +10,6 @@ requests the stock culler makes.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -266,9 +265,3 @@ def write_warnings(path: str, rows: dict[str, Row], at: datetime) -> None:
         except OSError:
             pass
 
-
-async def run_forever(cycle: Cycle, every: float) -> None:
-    """Cycle every ``every`` seconds until cancelled."""
-    while True:
-        await cycle.run()
-        await asyncio.sleep(every)

@@ -26,7 +26,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from conftest import NS, POLICY, make_cycle, running, sample, spawn, touch
+from conftest import NS, make_cycle, running, sample, spawn, touch
 
 pytestmark = pytest.mark.contract
 
