@@ -132,6 +132,8 @@ def register_culler(c, values: Mapping | None, *, hub_host: str, cull_enabled: b
     prior = current.get("announcement_home")
     if isinstance(prior, CullWarnings):
         prior = prior.prior
-    current["announcement_home"] = CullWarnings(settings["warnings_file"], prior if isinstance(prior, str) else None)
+    # Three missed cycles: the culler is not running, and its last warnings may be wrong.
+    stale_after = 3 * float(settings.get("cull_every") or 300)
+    current["announcement_home"] = CullWarnings(settings["warnings_file"], prior if isinstance(prior, str) else None, stale_after)
     c.JupyterHub.template_vars = current
     return True

@@ -15,7 +15,8 @@ We test these aspects:
 - ``enabled: false`` changes nothing;
 - bad settings stop the hub at load with ``FATAL:`` naming the key;
 - the home-page announcement shows a user's own warnings only, escaped, and keeps the admin's
-  own ``announcement_home``;
+  own ``announcement_home``; warnings the culler has not renewed for three cycles, and an
+  unreadable file, show nothing;
 - the example values block validates against z2jh 4.4.0's values schema.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import datetime, timedelta, timezone
 import sys
 
 import jsonschema
@@ -141,12 +143,18 @@ def test_announcement_shows_only_the_owners_warnings(tmp_path, monkeypatch):
     announce = c.JupyterHub.template_vars["announcement_home"]
     assert c.JupyterHub.template_vars["other"] == 1
     assert announce(User("ada")) == "<b>Maintenance on Friday</b>"  # no warnings file yet
+    generated = datetime.now(timezone.utc).isoformat()
     (tmp_path / "jhplatform-culler-warnings.json").write_text(json.dumps(
-        {"generated": "2026-01-01T00:00:00+00:00", "warnings": {"ada": ["Your server <x> will be stopped at 12:00 UTC"]}}))
+        {"generated": generated, "warnings": {"ada": ["Your server <x> will be stopped at 12:00 UTC"]}}))
     assert announce(User("ada")) == ("<b>Maintenance on Friday</b>\n"
                                      '<p class="jhplatform-cull-warning">Your server &lt;x&gt; will be stopped at 12:00 UTC</p>')
     assert announce(User("bob")) == "<b>Maintenance on Friday</b>"
     assert announce(None) == "<b>Maintenance on Friday</b>"
+    # Not replaced for three cycles (default every 300 s): the culler stopped; show nothing.
+    stale = (datetime.now(timezone.utc) - timedelta(seconds=901)).isoformat()
+    (tmp_path / "jhplatform-culler-warnings.json").write_text(json.dumps(
+        {"generated": stale, "warnings": {"ada": ["Your server will be stopped at 12:00 UTC!"]}}))
+    assert announce(User("ada")) == "<b>Maintenance on Friday</b>"
     (tmp_path / "jhplatform-culler-warnings.json").write_text("{not json")
     assert announce(User("ada")) == "<b>Maintenance on Friday</b>"
 
