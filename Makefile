@@ -49,12 +49,19 @@ $(CURL_CONFIG):
 $(PG_CONFIG):
 	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpq-dev
 
-install: $(VENV)/.installed $(CHP) $(CHROMIUM)
+# Debian's Prometheus, for the culler's tests (they start their own instance on loopback with a
+# temporary config and storage; the package's system service is never used).
+PROMETHEUS := /usr/bin/prometheus
+
+$(PROMETHEUS):
+	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus
+
+install: $(VENV)/.installed $(CHP) $(CHROMIUM) $(PROMETHEUS)
 
 # The guides and the configuration reference (generated from the traits' help texts); a
 # broken link, a bad help text or a page missing from the index fails the build.
 docs: $(VENV)/.installed
-	$(VENV)/bin/sphinx-build -q -W --keep-going -b html docs $(DOCS_BUILD)/html
+	$(VENV)/bin/sphinx-build -E -q -W --keep-going -b html docs $(DOCS_BUILD)/html
 
 test: install docs
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
@@ -65,7 +72,8 @@ DEMO_VALUES ?= helm-values/demo.yaml
 demo: install
 	@mkdir -p $(DEMO_DIR)
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" \
-		$(VENV)/bin/jhplatform demo $(DEMO_VALUES) --port $(DEMO_PORT) --state-dir $(DEMO_DIR)
+		$(VENV)/bin/jhplatform demo $(DEMO_VALUES) --port $(DEMO_PORT) --state-dir $(DEMO_DIR) \
+		--nodes '$(DEMO_NODES)'
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(DOCS_BUILD) .pytest_cache

@@ -43,6 +43,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state-dir", type=Path, default=Path(".demo"), help="where the pod's files, the volumes and logs go")
     p.add_argument("--snippets", type=Path, default=None, help="the hub image's jupyterhub_config.d (default: the checkout's)")
     p.add_argument("--kubelet", choices=("simulated", "process"), default="process", help="how pods run (default: process)")
+    p.add_argument("--nodes", default=None, help="the emulator's node pool, as for `jhplatform devcluster --nodes` "
+                   "(default: the emulator's default pool)")
 
 
 def _free_port() -> int:
@@ -80,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     plan = {
         "state": str(state),
         "kubelet": args.kubelet,
+        "nodes": args.nodes,
         "proxy": pod.proxy_command(chp),
         "hub": pod.hub_command(),
         "url": f"http://127.0.0.1:{args.port}",
@@ -97,7 +100,7 @@ async def _inside(plan: dict) -> int:
     from ..devcluster.runtime import DevCluster
 
     state = Path(plan["state"])
-    cluster = DevCluster(kubelet=plan["kubelet"], state_dir=state / "cluster")
+    cluster = DevCluster(nodes=plan.get("nodes"), kubelet=plan["kubelet"], state_dir=state / "cluster")
     await cluster.start("127.0.0.1", 0)
     cluster.apply(sample_manifests())
     cluster.write_kubeconfig(Path(os.environ["KUBECONFIG"]), namespace=SAMPLE_NAMESPACE)

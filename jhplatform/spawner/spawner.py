@@ -32,6 +32,7 @@ from traitlets import Bool, Callable, Enum, List, TraitError, Unicode, default, 
 
 from ..policy.security import HardeningPolicy, explain, harden, restricted_violations
 from ..policy.security.harden import hints
+from .culling import CullingFactsMixin
 from .entitlements import EntitlementsMixin
 from .gpu import GpuQuotaMixin
 from .storage import StorageMixin
@@ -71,7 +72,7 @@ def _hook_chain(admin_hook):
     return platform_modify_pod_hook
 
 
-class PlatformSpawner(EntitlementsMixin, GpuQuotaMixin, StorageMixin, KubeSpawner):
+class PlatformSpawner(CullingFactsMixin, EntitlementsMixin, GpuQuotaMixin, StorageMixin, KubeSpawner):
     """KubeSpawner with PSS "restricted" hardening that no profile, override, option or hook
     can weaken."""
 

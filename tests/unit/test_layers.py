@@ -25,7 +25,7 @@ LINT = Path(sys.executable).parent / "lint-imports"
 CONTRACTS = {
     "policy-is-pure": "policy: pure, imports no plugin, emulator or CLI wing and no I/O library",
     "devcluster-uses-only-policy": "devcluster: imports only policy from the rest of jhplatform, and no hub library",
-    "wings-are-independent": "spawner, auth, devcluster, z2jh: independent; share only policy",
+    "wings-are-independent": "spawner, auth, culler, devcluster, z2jh: independent; share only policy",
     "cli-on-top": "cli: the top layer; no wing imports it",
 }
 
@@ -59,6 +59,11 @@ def test_every_contract_is_kept():
         ("auth/claims.py", "import jhplatform.spawner", "wings-are-independent"),
         ("z2jh/values.py", "import jhplatform.spawner.checks", "wings-are-independent"),
         ("spawner/form.py", "import jhplatform.auth.claims", "wings-are-independent"),
+        ("policy/culling.py", "import jhplatform.culler", "policy-is-pure"),
+        ("policy/culling.py", "import jupyterhub_idle_culler", "policy-is-pure"),
+        ("devcluster/store.py", "import jhplatform.culler", "devcluster-uses-only-policy"),
+        ("culler/cycle.py", "import jhplatform.spawner.culling", "wings-are-independent"),
+        ("spawner/culling.py", "import jhplatform.culler.cycle", "wings-are-independent"),
     ],
     ids=[
         "policy-imports-spawner",
@@ -72,6 +77,11 @@ def test_every_contract_is_kept():
         "auth-imports-spawner",
         "spawner-imports-auth",
         "z2jh-imports-spawner",
+        "policy-imports-culler",
+        "policy-imports-idle-culler",
+        "devcluster-imports-culler",
+        "culler-imports-spawner",
+        "spawner-imports-culler",
     ],
 )
 def test_a_forbidden_import_breaks_its_contract(tmp_path, module, bad_import, contract):

@@ -32,6 +32,9 @@ PUBLIC = [
     ("jhplatform.policy.security", "harden"),
     ("jhplatform.devcluster", "DevCluster"),
     ("jhplatform.cli", "main"),
+    ("jhplatform.culler", "CullerService"),
+    ("jhplatform.culler.hubconfig", "register_culler"),
+    ("jhplatform.policy.culling", "CullPolicy"),
 ]
 
 #: The PlatformSpawner traits admins configure (docs/security.md, storage.md, gpu.md).

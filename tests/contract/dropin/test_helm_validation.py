@@ -36,7 +36,7 @@ import yaml
 from helpers import REPO, TEST_DATA
 from jhplatform.z2jh import helm
 
-VALUES_FILES = ["values.yaml", "demo.yaml", "platform.yaml", "entitlements-example.yaml"]
+VALUES_FILES = ["values.yaml", "demo.yaml", "platform.yaml", "entitlements-example.yaml", "culler-example.yaml"]
 HELM_VALUES = REPO / "helm-values"
 
 
