@@ -17,11 +17,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import errors
+from . import discovery, errors, rbac
 from .cluster import Cluster
 from .faults import Fault, Faults
 from .selectors import FieldSelector, LabelSelector, parse_bool
 from .store import GROUP_VERSIONS, RESOURCES, api_version, dumps
+from .tokens import TokenAuthenticator
 
 log = logging.getLogger("jhplatform.devcluster")
 
@@ -69,6 +70,8 @@ class DevClusterServer:
     def __init__(self, cluster: Cluster, seed: int | None = 0, request_log_size: int = 20000):
         self.cluster = cluster
         self.faults = Faults(seed)
+        self.tokens = TokenAuthenticator()
+        self.authorizer = rbac.Authorizer(cluster.store)
         self.requests: deque[dict[str, Any]] = deque(maxlen=request_log_size)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
@@ -105,25 +108,36 @@ class DevClusterServer:
         self.requests.clear()
         await self.cluster.reset()
 
-    def kubeconfig(self, namespace: str = "default") -> dict[str, Any]:
+    def kubeconfig(self, namespace: str = "default", token: str | None = None, user: str = "devcluster") -> dict[str, Any]:
+        """A kubeconfig for this server: the admin's (``system:masters``) unless ``token`` is given."""
         return {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "devcluster", "cluster": {"server": self.url}}],
-            "users": [{"name": "devcluster", "user": {"token": "devcluster"}}],
+            "users": [{"name": user, "user": {"token": token or self.tokens.admin_token}}],
             "contexts": [
-                {"name": "devcluster", "context": {"cluster": "devcluster", "user": "devcluster", "namespace": namespace}}
+                {"name": "devcluster", "context": {"cluster": "devcluster", "user": user, "namespace": namespace}}
             ],
             "current-context": "devcluster",
         }
 
-    def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
+    def write_kubeconfig(self, path: str | Path, namespace: str = "default", token: str | None = None, user: str = "devcluster") -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.kubeconfig(namespace), sort_keys=False))
+        tmp.write_text(yaml.safe_dump(self.kubeconfig(namespace, token, user), sort_keys=False))
         tmp.replace(path)
         return path
+
+    def write_serviceaccount_kubeconfig(self, path: str | Path, namespace: str, service_account: str) -> Path:
+        """A kubeconfig that authenticates as ServiceAccount ``namespace/service_account``
+        (``system:serviceaccount:<namespace>:<name>``), like the token projected into a pod.
+
+        What it may do is whatever RBAC grants that ServiceAccount; its context's namespace is
+        ``namespace``.
+        """
+        token = self.tokens.issue(namespace, service_account)
+        return self.write_kubeconfig(path, namespace, token=token, user=f"{namespace}-{service_account}")
 
     async def drop_watches(self, clean: bool = False) -> int:
         """End every open watch stream; abruptly (no final chunk) unless ``clean``."""
@@ -142,7 +156,11 @@ class DevClusterServer:
     # -- app -----------------------------------------------------------------------------
 
     def _make_app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        @web.middleware
+        async def authenticate_and_authorize(request: web.Request, handler):
+            return await self._authorize(request, handler)
+
+        app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[authenticate_and_authorize])
         app.router.add_get("/version", self._version)
         app.router.add_get("/healthz", self._ok)
         app.router.add_get("/readyz", self._ok)
@@ -166,6 +184,23 @@ class DevClusterServer:
         app.router.add_get("/_devcluster/requests", self._requests_get)
         app.router.add_delete("/_devcluster/requests", self._requests_delete)
         return app
+
+    async def _authorize(self, request: web.Request, handler) -> web.StreamResponse:
+        # Authentication, then RBAC, before anything else looks at the request (as the
+        # apiserver's filter chain does). The /_devcluster admin API is not Kubernetes' and is
+        # not authorised.
+        if request.path.startswith("/_devcluster/"):
+            return await handler(request)
+        user = self.tokens.authenticate(request.headers.get("Authorization"))
+        if user is None:
+            return _error_response(rbac.unauthorized())
+        attrs = rbac.request_attributes(request.method, request.path, request.query)
+        decision = self.authorizer.authorize(user, attrs)
+        if not decision.allowed:
+            log.info("RBAC: %s %s refused for %s", request.method, request.path, user.name)
+            return _error_response(rbac.forbidden(user, attrs, decision.reason))
+        request["jh_user"] = user
+        return await handler(request)
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -196,15 +231,7 @@ class DevClusterServer:
         group_version = self._group_version(request)
         if group_version != "v1" and group_version not in GROUP_VERSIONS.values():
             return _error_response(errors.ApiError(404, "NotFound", "the server could not find the requested resource", {}))
-        resources = []
-        for name, namespaced in RESOURCES.items():
-            if api_version(name) != group_version:
-                continue
-            verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
-            resources.append({"name": name, "singularName": "", "namespaced": namespaced, "kind": errors.KINDS[name], "verbs": verbs})
-            if name in ("pods", "namespaces", "persistentvolumeclaims", "resourcequotas", "nodes", "services"):
-                resources.append({"name": f"{name}/status", "singularName": "", "namespaced": namespaced, "kind": errors.KINDS[name], "verbs": ["get", "patch", "update"]})
-        return _json_response({"kind": "APIResourceList", "groupVersion": group_version, "resources": resources})
+        return _json_response(discovery.resource_list(group_version))
 
     # -- admin API -----------------------------------------------------------------------
 
@@ -321,6 +348,8 @@ class DevClusterServer:
             return await self._list(request, resource, ns)
         if verb == "get":
             return _json_response(c.get(resource, ns or "", name))  # type: ignore[arg-type]
+        if resource == "selfsubjectaccessreviews":
+            return await self._access_review(request, verb, name)
         if verb == "create":
             if name is not None:
                 raise errors.method_not_allowed()
@@ -346,6 +375,18 @@ class DevClusterServer:
                 raise errors.bad_request(f"invalid gracePeriodSeconds: {grace!r}")
             return _json_response(c.delete(resource, ns, name, grace))
         raise errors.method_not_allowed()
+
+    async def _access_review(self, request: web.Request, verb: str, name: str | None) -> web.Response:
+        """``kubectl auth can-i``: answer for the requesting user; nothing is stored."""
+        if verb != "create" or name is not None:
+            raise errors.method_not_allowed()
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be a JSON object")
+        status = rbac.access_review_status(self.authorizer, request["jh_user"], body)
+        review = {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                  "metadata": {"creationTimestamp": None}, "spec": body.get("spec") or {}, "status": status}
+        return _json_response(review, status=201)
 
     def _selectors(self, request: web.Request, resource: str):
         labels = LabelSelector.parse(request.query.get("labelSelector", ""))
