@@ -54,7 +54,7 @@ async def devcluster():
     server.hub_rbac = HubRbac()
     server.hub_rbac.install(server.cluster)
     await server.start("127.0.0.1", 0)
-    server.write_kubeconfig(ADMIN_KUBECONFIG)
+    server.admin_kubeconfig = server.write_kubeconfig(ADMIN_KUBECONFIG)
     server.write_serviceaccount_kubeconfig(KUBECONFIG, HUB_NAMESPACE, HUB_SERVICE_ACCOUNT)
     try:
         yield server

@@ -94,3 +94,20 @@ class HubRbac:
                         store.remove(resource, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
         for ns in store.list("namespaces"):
             self.apply_to(ns["metadata"]["name"])
+
+    def grant_user_namespaces(self) -> None:
+        """What ``enable_user_namespaces`` needs beyond the chart's Role, which z2jh does not
+        ship: create namespaces, and list/watch pods and events in all namespaces (KubeSpawner's
+        reflectors omit the namespace then). A test that turns user namespaces on says so."""
+        self._cluster.create("clusterroles", None, {
+            "metadata": {"name": "hub-user-namespaces"},
+            "rules": [
+                {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "create"]},
+                {"apiGroups": [""], "resources": ["pods", "events"], "verbs": ["list", "watch"]},
+            ],
+        })
+        self._cluster.create("clusterrolebindings", None, {
+            "metadata": {"name": "hub-user-namespaces"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "hub-user-namespaces"},
+            "subjects": [{"kind": "ServiceAccount", "name": HUB_SERVICE_ACCOUNT, "namespace": HUB_NAMESPACE}],
+        })

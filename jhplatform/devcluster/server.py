@@ -39,6 +39,9 @@ KUBERNETES_VERSION = {
     "platform": "linux/amd64",
 }
 
+# The authenticated user of a request, for handlers that answer about "me" (access reviews).
+USER = web.RequestKey("jhplatform_devcluster_user", rbac.UserInfo)
+
 PATCH_TYPES = (
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
@@ -199,7 +202,7 @@ class DevClusterServer:
         if not decision.allowed:
             log.info("RBAC: %s %s refused for %s", request.method, request.path, user.name)
             return _error_response(rbac.forbidden(user, attrs, decision.reason))
-        request["jh_user"] = user
+        request[USER] = user
         return await handler(request)
 
     async def _ok(self, request: web.Request) -> web.Response:
@@ -383,7 +386,7 @@ class DevClusterServer:
         body = await self._body(request)
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
-        status = rbac.access_review_status(self.authorizer, request["jh_user"], body)
+        status = rbac.access_review_status(self.authorizer, request[USER], body)
         review = {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
                   "metadata": {"creationTimestamp": None}, "spec": body.get("spec") or {}, "status": status}
         return _json_response(review, status=201)
