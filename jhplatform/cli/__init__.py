@@ -107,13 +107,14 @@ async def _run_devcluster(args: argparse.Namespace) -> int:
     try:
         if args.sample:
             server.apply(sample_manifests())
-        server.write_kubeconfig(args.kubeconfig, namespace=SAMPLE_NAMESPACE if args.sample else "default")
+        # HTTPS, so that kubectl sends the token (it sends none over plain HTTP).
+        server.write_kubeconfig(args.kubeconfig, namespace=SAMPLE_NAMESPACE if args.sample else "default", tls=True)
         for namespace, name, path in args.serviceaccount_kubeconfig:
             if server.cluster.store.find("namespaces", "", namespace) is None:
                 print(f"jhplatform devcluster: cannot write a kubeconfig for ServiceAccount {namespace}:{name}: "
                       f"namespace {namespace!r} does not exist (use --sample for '{SAMPLE_NAMESPACE}')", file=sys.stderr)
                 return 2
-            server.service_account_kubeconfig(path, namespace, name)
+            server.service_account_kubeconfig(path, namespace, name, tls=True)
             print(f"kubeconfig for system:serviceaccount:{namespace}:{name} written to {path}", flush=True)
         print(
             f"devcluster ready at {server.url} (kubelet: {args.kubelet}); kubeconfig written to {args.kubeconfig}",

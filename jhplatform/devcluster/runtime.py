@@ -106,7 +106,7 @@ class DevCluster(DevClusterServer):
         await super().reset()
         self.bootstrap()
 
-    def service_account_kubeconfig(self, path: str | Path, namespace: str, name: str) -> Path:
+    def service_account_kubeconfig(self, path: str | Path, namespace: str, name: str, tls: bool = False) -> Path:
         """Write a kubeconfig that acts as ServiceAccount ``namespace/name``, creating the
         ServiceAccount if the namespace has none by that name (the namespace must exist).
 
@@ -115,7 +115,7 @@ class DevCluster(DevClusterServer):
         """
         if self.cluster.store.find("serviceaccounts", namespace, name) is None:
             self.cluster.create("serviceaccounts", namespace, {"metadata": {"name": name}})
-        return self.write_serviceaccount_kubeconfig(path, namespace, name)
+        return self.write_serviceaccount_kubeconfig(path, namespace, name, tls=tls)
 
     def apply(self, manifests: list[dict[str, Any]]) -> list[dict]:
         """Create each manifest (namespace first if listed), like ``kubectl create -f``."""

@@ -6,6 +6,7 @@ Only parsing, routing and streaming live here; every decision is made by :class:
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
@@ -17,7 +18,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import discovery, errors, rbac
+from . import discovery, errors, printers, rbac
 from .cluster import Cluster
 from .faults import Fault, Faults
 from .selectors import FieldSelector, LabelSelector, parse_bool
@@ -78,6 +79,9 @@ class DevClusterServer:
         self.requests: deque[dict[str, Any]] = deque(maxlen=request_log_size)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        self._tls_site: web.TCPSite | None = None
+        self.tls_port = 0
+        self.certificate = None
         self._watch_responses: set[web.StreamResponse] = set()
         self.host = "127.0.0.1"
         self.port = 0
@@ -89,7 +93,14 @@ class DevClusterServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    @property
+    def tls_url(self) -> str:
+        """The HTTPS endpoint (kubectl sends bearer tokens only over TLS)."""
+        return f"https://{self.host}:{self.tls_port}"
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0, tls_port: int | None = 0) -> None:
+        """Listen on ``host:port`` (HTTP) and, unless ``tls_port`` is None, on ``host:tls_port``
+        (HTTPS with a certificate made now; 0 picks a free port)."""
         await self.cluster.start()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -97,6 +108,14 @@ class DevClusterServer:
         await self._site.start()
         self.host = host
         self.port = self._site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if tls_port is not None:
+            from .tls import make_serving_certificate
+
+            hosts = tuple(dict.fromkeys((host, "127.0.0.1", "localhost")))
+            self.certificate = make_serving_certificate(hosts)
+            self._tls_site = web.TCPSite(self._runner, host, tls_port, ssl_context=self.certificate.ssl_context(), reuse_address=True)
+            await self._tls_site.start()
+            self.tls_port = self._tls_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
         await self.drop_watches(clean=True)
@@ -111,12 +130,20 @@ class DevClusterServer:
         self.requests.clear()
         await self.cluster.reset()
 
-    def kubeconfig(self, namespace: str = "default", token: str | None = None, user: str = "devcluster") -> dict[str, Any]:
-        """A kubeconfig for this server: the admin's (``system:masters``) unless ``token`` is given."""
+    def kubeconfig(self, namespace: str = "default", token: str | None = None, user: str = "devcluster", tls: bool = False) -> dict[str, Any]:
+        """A kubeconfig for this server: the admin's (``system:masters``) unless ``token`` is given.
+
+        ``tls`` points it at the HTTPS port with the CA inline: what kubectl needs to send the token.
+        """
+        cluster: dict[str, Any] = {"server": self.url}
+        if tls:
+            if self.certificate is None:
+                raise RuntimeError("the emulator was started without its HTTPS port (tls_port=None)")
+            cluster = {"server": self.tls_url, "certificate-authority-data": base64.b64encode(self.certificate.ca_pem).decode()}
         return {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "devcluster", "cluster": {"server": self.url}}],
+            "clusters": [{"name": "devcluster", "cluster": cluster}],
             "users": [{"name": user, "user": {"token": token or self.tokens.admin_token}}],
             "contexts": [
                 {"name": "devcluster", "context": {"cluster": "devcluster", "user": user, "namespace": namespace}}
@@ -124,15 +151,16 @@ class DevClusterServer:
             "current-context": "devcluster",
         }
 
-    def write_kubeconfig(self, path: str | Path, namespace: str = "default", token: str | None = None, user: str = "devcluster") -> Path:
+    def write_kubeconfig(self, path: str | Path, namespace: str = "default", token: str | None = None, user: str = "devcluster",
+                         tls: bool = False) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.kubeconfig(namespace, token, user), sort_keys=False))
+        tmp.write_text(yaml.safe_dump(self.kubeconfig(namespace, token, user, tls), sort_keys=False))
         tmp.replace(path)
         return path
 
-    def write_serviceaccount_kubeconfig(self, path: str | Path, namespace: str, service_account: str) -> Path:
+    def write_serviceaccount_kubeconfig(self, path: str | Path, namespace: str, service_account: str, tls: bool = False) -> Path:
         """A kubeconfig that authenticates as ServiceAccount ``namespace/service_account``
         (``system:serviceaccount:<namespace>:<name>``), like the token projected into a pod.
 
@@ -140,7 +168,7 @@ class DevClusterServer:
         ``namespace``.
         """
         token = self.tokens.issue(namespace, service_account)
-        return self.write_kubeconfig(path, namespace, token=token, user=f"{namespace}-{service_account}")
+        return self.write_kubeconfig(path, namespace, token=token, user=f"{namespace}-{service_account}", tls=tls)
 
     async def drop_watches(self, clean: bool = False) -> int:
         """End every open watch stream; abruptly (no final chunk) unless ``clean``."""
@@ -350,7 +378,10 @@ class DevClusterServer:
         if verb == "list":
             return await self._list(request, resource, ns)
         if verb == "get":
-            return _json_response(c.get(resource, ns or "", name))  # type: ignore[arg-type]
+            obj = c.get(resource, ns or "", name)  # type: ignore[arg-type]
+            if printers.wants_table(request.headers.get("Accept")):
+                return _json_response(printers.table(resource, [obj], None, printers.include_object(request.query)))
+            return _json_response(obj)
         if resource == "selfsubjectaccessreviews":
             return await self._access_review(request, verb, name)
         if verb == "create":
@@ -424,6 +455,9 @@ class DevClusterServer:
         if rv is not None:
             await self._wait_for_rv(rv)
         store = self.cluster.store
+        if printers.wants_table(request.headers.get("Accept")):
+            objs = [o for o in store.list(resource, ns) if matches(o)]
+            return _json_response(printers.table(resource, objs, str(store.rv), printers.include_object(request.query)))
         items = [store.raw(o) for o in store.list(resource, ns) if matches(o)]
         head = dumps({"kind": errors.KINDS[resource] + "List", "apiVersion": api_version(resource), "metadata": {"resourceVersion": str(store.rv)}})
         body = head[:-1] + b',"items":[' + b",".join(items) + b"]}"
@@ -455,6 +489,8 @@ class DevClusterServer:
         deadline = loop.time() + timeout
         sent = 0
         kind = errors.KINDS[resource]
+        as_table = printers.wants_table(request.headers.get("Accept"))
+        include = printers.include_object(request.query)
         try:
             while True:
                 if drop is not None and sent >= drop.after_events:
@@ -473,7 +509,12 @@ class DevClusterServer:
                 if item is None:
                     break
                 etype, change = item
-                await resp.write(b'{"type":"' + etype.encode() + b'","object":' + change.raw + b"}\n")
+                if as_table:
+                    # kubectl get -w: each object as a one-row Table, columns in the first event only.
+                    row = printers.table(resource, [change.obj], change.obj["metadata"].get("resourceVersion"), include, columns=sent == 0)
+                    await resp.write(dumps({"type": etype, "object": row}) + b"\n")
+                else:
+                    await resp.write(b'{"type":"' + etype.encode() + b'","object":' + change.raw + b"}\n")
                 sent += 1
             if getattr(resp, "_jh_dropped", False):
                 # An abrupt end: no terminating chunk, so the client sees a broken stream.
