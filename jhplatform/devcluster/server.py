@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import discovery, errors, printers, rbac
+from . import apply as server_side_apply, discovery, errors, openapi, printers, protobuf, rbac
 from .cluster import Cluster
 from .faults import Fault, Faults
 from .selectors import FieldSelector, LabelSelector, parse_bool
@@ -207,6 +207,8 @@ class DevClusterServer:
         app.router.add_get("/apis/{group}/{version}", self._api_resources)
         app.router.add_get("/apis/{group}/{version}/", self._api_resources)
         app.router.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._resource)
+        app.router.add_get("/openapi/v3", self._openapi_index)
+        app.router.add_get("/openapi/v3/{tail:.+}", self._openapi_document)
         app.router.add_get("/_devcluster/faults", self._faults_get)
         app.router.add_post("/_devcluster/faults", self._faults_post)
         app.router.add_delete("/_devcluster/faults", self._faults_delete)
@@ -232,6 +234,15 @@ class DevClusterServer:
             return _error_response(rbac.forbidden(user, attrs, decision.reason))
         request[USER] = user
         return await handler(request)
+
+    async def _openapi_index(self, request: web.Request) -> web.Response:
+        return _json_response(openapi.index())
+
+    async def _openapi_document(self, request: web.Request) -> web.Response:
+        doc = openapi.document_for_path(request.match_info["tail"])
+        if doc is None:
+            return _error_response(errors.ApiError(404, "NotFound", "the server could not find the requested resource", {}))
+        return web.Response(body=doc, content_type="application/json")
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -373,6 +384,8 @@ class DevClusterServer:
         c = self.cluster
         if resource == "namespaces" and sub is None and ns is None:
             pass
+        if resource == "pods" and sub == "log" and verb == "get":
+            return self._pod_log(request, ns or "", name or "")
         if sub is not None and sub != "status":
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
         if verb == "list":
@@ -395,6 +408,8 @@ class DevClusterServer:
             raise errors.method_not_allowed()
         if verb == "update":
             return _json_response(c.replace(resource, ns, name, await self._body(request), sub))
+        if verb == "patch" and request.content_type == server_side_apply.APPLY_PATCH:
+            return await self._apply(request, resource, ns, name, sub)
         if verb == "patch":
             ctype = request.content_type
             if ctype not in PATCH_TYPES:
@@ -410,11 +425,48 @@ class DevClusterServer:
             return _json_response(c.delete(resource, ns, name, grace))
         raise errors.method_not_allowed()
 
+    async def _apply(self, request: web.Request, resource: str, ns: str | None, name: str, sub: str | None) -> web.Response:
+        """Server-side apply: create the object, or merge the configuration into it."""
+        manager = request.query.get("fieldManager")
+        if not manager:
+            raise errors.bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: "
+                                     "is required for apply patch")
+        config = server_side_apply.parse(await request.read())
+        entry = server_side_apply.managed_entry(manager, api_version(resource), config)
+        c = self.cluster
+        existing = c.store.find(resource, ns or "" if RESOURCES[resource] else "", name)
+        if existing is None:
+            body = server_side_apply.with_managed_fields(config, entry)
+            body.setdefault("metadata", {})["name"] = name
+            return _json_response(c.create(resource, ns, body), status=201)
+        new = server_side_apply.with_managed_fields(server_side_apply.merged(existing, config), entry)
+        return _json_response(c.replace(resource, ns, name, new, sub))
+
+    def _pod_log(self, request: web.Request, namespace: str, name: str) -> web.Response:
+        """``kubectl logs``: the container's output as the kubelet kept it (text/plain)."""
+        pod = self.cluster.get("pods", namespace, name)
+        containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        inits = [c["name"] for c in (pod.get("spec") or {}).get("initContainers") or []]
+        container = request.query.get("container")
+        if not container:
+            if len(containers) != 1:
+                raise errors.bad_request(f"a container name must be specified for pod {name}, choose one of: "
+                                         f"[{' '.join(containers)}]" + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""))
+            container = containers[0]
+        elif container not in containers + inits:
+            raise errors.bad_request(f"container {container} is not valid for pod {name}")
+        kubelet = getattr(self, "kubelet", None)
+        text = kubelet.logs(namespace, name, container) if kubelet is not None and hasattr(kubelet, "logs") else ""
+        return web.Response(text=text, content_type="text/plain")
+
     async def _access_review(self, request: web.Request, verb: str, name: str | None) -> web.Response:
         """``kubectl auth can-i``: answer for the requesting user; nothing is stored."""
         if verb != "create" or name is not None:
             raise errors.method_not_allowed()
-        body = await self._body(request)
+        if request.content_type == protobuf.MEDIA_TYPE:
+            body = protobuf.access_review(await request.read())
+        else:
+            body = await self._body(request)
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
         status = rbac.access_review_status(self.authorizer, request[USER], body)
@@ -483,6 +535,11 @@ class DevClusterServer:
             await resp.write(dumps({"type": "ERROR", "object": err.status()}) + b"\n")
             await resp.write_eof()
             return resp
+        # WatchList (kubectl delete --wait, informers): after the initial ADDED events a bookmark
+        # annotated k8s.io/initial-events-end tells the client it has the whole state.
+        initial_end = None
+        if since is None and bookmarks and parse_bool(request.query.get("sendInitialEvents")):
+            initial_end = (watcher.queue.qsize(), str(self.cluster.store.rv))
         resp._jh_watcher = watcher  # type: ignore[attr-defined]
         self._watch_responses.add(resp)
         loop = asyncio.get_running_loop()
@@ -496,6 +553,11 @@ class DevClusterServer:
                 if drop is not None and sent >= drop.after_events:
                     resp._jh_dropped = True  # type: ignore[attr-defined]
                     break
+                if initial_end is not None and sent >= initial_end[0]:
+                    end = {"kind": kind, "apiVersion": api_version(resource),
+                           "metadata": {"resourceVersion": initial_end[1], "annotations": {"k8s.io/initial-events-end": "true"}}}
+                    await resp.write(dumps({"type": "BOOKMARK", "object": end}) + b"\n")
+                    initial_end = None
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
