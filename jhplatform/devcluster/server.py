@@ -231,6 +231,10 @@ class DevClusterServer:
         decision = self.authorizer.authorize(user, attrs)
         if not decision.allowed:
             log.info("RBAC: %s %s refused for %s", request.method, request.path, user.name)
+            self.requests.append({"method": request.method, "path_qs": request.path_qs, "verb": attrs.verb,
+                                  "resource": attrs.resource or None, "namespace": attrs.namespace or None,
+                                  "name": attrs.name or None, "subresource": attrs.subresource or None, "status": 403,
+                                  "user": user.name})
             return _error_response(rbac.forbidden(user, attrs, decision.reason))
         request[USER] = user
         return await handler(request)
