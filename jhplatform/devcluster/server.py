@@ -10,6 +10,7 @@ import base64
 import json
 import logging
 import random
+import re
 import time
 from collections import deque
 from pathlib import Path
@@ -39,6 +40,8 @@ KUBERNETES_VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+
+_KUBELET_LOG_MARK = re.compile(r"^--- \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2} starting \[.*\n", re.MULTILINE)
 
 # The authenticated user of a request, for handlers that answer about "me" (access reviews).
 USER = web.RequestKey("jhplatform_devcluster_user", rbac.UserInfo)
@@ -461,6 +464,8 @@ class DevClusterServer:
             raise errors.bad_request(f"container {container} is not valid for pod {name}")
         kubelet = getattr(self, "kubelet", None)
         text = kubelet.logs(namespace, name, container) if kubelet is not None and hasattr(kubelet, "logs") else ""
+        # The process kubelet marks each (re)start in the log file; that line is not the container's output.
+        text = _KUBELET_LOG_MARK.sub("", text)
         return web.Response(text=text, content_type="text/plain")
 
     async def _access_review(self, request: web.Request, verb: str, name: str | None) -> web.Response:
