@@ -42,7 +42,8 @@ demo: install
 	@mkdir -p $(DEMO_DIR)
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" \
 		$(VENV)/bin/jhplatform devcluster --port $(DEMO_PORT) --kubeconfig $(DEMO_DIR)/kubeconfig \
-		--state-dir $(DEMO_DIR)/state --sample
+		--state-dir $(DEMO_DIR)/state --sample \
+		--serviceaccount-kubeconfig jhub:hub=$(DEMO_DIR)/hub.kubeconfig
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache

@@ -17,8 +17,11 @@ We test these aspects:
   (field manager recorded), and re-applying is "unchanged";
 - ``auth can-i`` as the hub: the chart's Role only, then yes after applying gpu-rbac.yaml and
   storage-rbac.yaml; a forbidden ``get`` prints the apiserver's 403 message; a bad token is 401;
-- ``describe pod`` (with its events), ``logs`` of a process-kubelet pod, ``delete`` (waits for the
-  pod to be gone).
+- ``describe pod`` (with its events), ``logs`` of a process-kubelet pod (and a wrong container
+  refused), ``delete`` (waits for the pod to be gone);
+- ``jhplatform devcluster --serviceaccount-kubeconfig NS:SA=PATH`` writes a working kubeconfig for
+  the ServiceAccount (created if missing); a target without a path or in a missing namespace is
+  refused with exit status 2 and a message saying what to do.
 """
 
 from __future__ import annotations
@@ -283,3 +286,42 @@ async def test_logs_of_a_process_kubelet_pod(process_cluster, tmp_path):
     assert await admin("logs", "hello") == "hello from the pod\n"
     code, _, err = await admin.run("logs", "hello", "-c", "nope", check=False)
     assert code == 1 and "container nope is not valid for pod hello" in err
+
+
+async def _cli(*args: str):
+    return await asyncio.create_subprocess_exec(sys.executable, "-m", "jhplatform.cli", "devcluster", *args,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+
+
+async def test_cli_writes_a_serviceaccount_kubeconfig(tmp_path):
+    proc = await _cli("--kubeconfig", str(tmp_path / "admin"), "--state-dir", str(tmp_path / "state"), "--sample",
+                      "--serviceaccount-kubeconfig", f"jhub:hub={tmp_path / 'hub'}")
+    try:
+        first = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        ready = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+        assert first == f"kubeconfig for system:serviceaccount:jhub:hub written to {tmp_path / 'hub'}\n"
+        assert ready.startswith("devcluster ready at http://127.0.0.1:")
+        hub, admin = Kubectl(tmp_path / "hub"), Kubectl(tmp_path / "admin")
+        assert yaml.safe_load((tmp_path / "hub").read_text())["clusters"][0]["cluster"]["server"].startswith("https://127.0.0.1:")
+        # The ServiceAccount exists and, with no Role bound yet, may only ask about itself.
+        assert (await admin("get", "sa", "hub", "-n", "jhub", "-o", "name")).strip() == "serviceaccount/hub"
+        code, out, _ = await hub.run("auth", "can-i", "list", "pods", "-n", "jhub", check=False)
+        assert (code, out.strip()) == (1, "no")
+        await admin("apply", "-f", str(REPO / "tests" / "data" / "z2jh-4.4.0" / "hub-rbac.yaml"))
+        assert (await hub("auth", "can-i", "list", "pods", "-n", "jhub")).strip() == "yes"
+    finally:
+        proc.terminate()
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+
+
+@pytest.mark.parametrize("target, message", [
+    ("jhub:hub", "argument --serviceaccount-kubeconfig: expected NAMESPACE:SERVICEACCOUNT=PATH, e.g. jhub:hub=hub.kubeconfig, not 'jhub:hub'"),
+    ("nowhere:hub=x", "jhplatform devcluster: cannot write a kubeconfig for ServiceAccount nowhere:hub: namespace 'nowhere' does "
+                      "not exist (use --sample for 'jhub')"),
+], ids=["no-path", "missing-namespace"])
+async def test_cli_refuses_a_bad_serviceaccount_target(tmp_path, target, message):
+    proc = await _cli("--kubeconfig", str(tmp_path / "admin"), "--state-dir", str(tmp_path / "state"),
+                      "--serviceaccount-kubeconfig", target)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    assert err.decode().strip().splitlines()[-1].endswith(message)
