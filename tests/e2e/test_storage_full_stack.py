@@ -24,6 +24,7 @@ import sys
 import pytest
 
 from helpers import wait_for
+from hubrbac import HUB_NAMESPACE, HUB_SERVICE_ACCOUNT
 from hubstack import HubStack
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +63,7 @@ c.JupyterHub.load_roles[0]["scopes"].append("admin:groups")
 
 
 async def _hub(cluster, tmp_path, extra: str):
-    stack = HubStack(tmp_path, cluster.write_kubeconfig(tmp_path / "kubeconfig"), extra, spawner_class="jhplatform")
+    stack = HubStack(tmp_path, cluster.write_serviceaccount_kubeconfig(tmp_path / "kubeconfig", HUB_NAMESPACE, HUB_SERVICE_ACCOUNT), extra, spawner_class="jhplatform")
     await stack.start()
     return stack
 
