@@ -434,7 +434,7 @@ PRINTERS: dict[str, tuple[list[dict], Callable[[dict, datetime], list]]] = {
 }
 
 
-def _row_object(obj: dict, include: str, kind_api_version: tuple[str, str]) -> Any:
+def _row_object(obj: dict, include: str) -> Any:
     if include == "None":
         return None
     if include == "Object":
@@ -450,7 +450,7 @@ def table(resource: str, objects: list[dict], resource_version: str | None, incl
     rows = []
     for obj in objects:
         row: dict[str, Any] = {"cells": row_of(obj, now)}
-        o = _row_object(obj, include, (obj.get("kind", ""), obj.get("apiVersion", "")))
+        o = _row_object(obj, include)
         if o is not None:
             row["object"] = o
         rows.append(row)

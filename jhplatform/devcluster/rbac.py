@@ -36,8 +36,7 @@ UNAUTHENTICATED = "system:unauthenticated"
 ANONYMOUS = "system:anonymous"
 
 VERBS_ALL = "*"
-# Verbs that never carry a name: a rule restricted by resourceNames cannot allow them
-# (there is no name to match), as the apiserver documents for list, watch and create.
+# /api/v1/namespaces/<ns>/status and /finalize are subresources of the namespace itself.
 _NAMESPACE_SUBRESOURCES = ("status", "finalize")
 
 

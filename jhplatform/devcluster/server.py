@@ -441,7 +441,7 @@ class DevClusterServer:
         config = server_side_apply.parse(await request.read())
         entry = server_side_apply.managed_entry(manager, api_version(resource), config)
         c = self.cluster
-        existing = c.store.find(resource, ns or "" if RESOURCES[resource] else "", name)
+        existing = c.store.find(resource, (ns or "") if RESOURCES[resource] else "", name)
         if existing is None:
             body = server_side_apply.with_managed_fields(config, entry)
             body.setdefault("metadata", {})["name"] = name

@@ -455,7 +455,9 @@ class GpuQuotaMixin(LoggingConfigurable):
             self.log.error(
                 "Cannot watch %s for GPU capacity (%s); GPU decisions go on without them and retry in 60 s. "
                 "Grant the hub get/list/watch on %s (helm-values/gpu-rbac.yaml) or turn off %s.",
-                kind, e, kind, "gpu_capacity_from_quotas" if kind == "resourcequotas" else "gpu_capacity_from_nodes",
+                # One line: an ApiException's text spans several (KubeSpawner logs the apiserver's message).
+                kind, f"{e.status} {e.reason}" if isinstance(e, ApiException) else e, kind,
+                "gpu_capacity_from_quotas" if kind == "resourcequotas" else "gpu_capacity_from_nodes",
             )
 
     async def _gpu_ensure_sources(self, profile_list) -> GpuLedger:
