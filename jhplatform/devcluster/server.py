@@ -517,7 +517,9 @@ class DevClusterServer:
             await self._wait_for_rv(rv)
         store = self.cluster.store
         if printers.wants_table(request.headers.get("Accept")):
-            objs = [o for o in store.list(resource, ns) if matches(o)]
+            # etcd returns a list in key order (namespace, then name); kubectl prints it as it comes.
+            objs = sorted((o for o in store.list(resource, ns) if matches(o)),
+                          key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
             return _json_response(printers.table(resource, objs, str(store.rv), printers.include_object(request.query)))
         items = [store.raw(o) for o in store.list(resource, ns) if matches(o)]
         head = dumps({"kind": errors.KINDS[resource] + "List", "apiVersion": api_version(resource), "metadata": {"resourceVersion": str(store.rv)}})
