@@ -75,7 +75,24 @@ def _devcluster_parser(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help=f"also create namespace '{SAMPLE_NAMESPACE}' with PSS restricted enforced and a 4-GPU ResourceQuota",
     )
+    p.add_argument(
+        "--serviceaccount-kubeconfig",
+        action="append",
+        default=[],
+        type=_service_account_target,
+        metavar="NAMESPACE:SERVICEACCOUNT=PATH",
+        help="also write a kubeconfig at PATH that acts as that ServiceAccount (created if missing; the "
+        "namespace must exist, e.g. jhub with --sample); RBAC decides what it may do. Repeatable.",
+    )
     p.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
+
+
+def _service_account_target(text: str) -> tuple[str, str, Path]:
+    target, sep, path = text.partition("=")
+    namespace, colon, name = target.partition(":")
+    if not (sep and colon and namespace and name and path):
+        raise argparse.ArgumentTypeError(f"expected NAMESPACE:SERVICEACCOUNT=PATH, e.g. jhub:hub=hub.kubeconfig, not {text!r}")
+    return namespace, name, Path(path)
 
 
 async def _run_devcluster(args: argparse.Namespace) -> int:
@@ -100,7 +117,15 @@ async def _run_devcluster(args: argparse.Namespace) -> int:
     try:
         if args.sample:
             server.apply(sample_manifests())
-        server.write_kubeconfig(args.kubeconfig, namespace=SAMPLE_NAMESPACE if args.sample else "default")
+        # HTTPS, so that kubectl sends the token (it sends none over plain HTTP).
+        server.write_kubeconfig(args.kubeconfig, namespace=SAMPLE_NAMESPACE if args.sample else "default", tls=True)
+        for namespace, name, path in args.serviceaccount_kubeconfig:
+            if server.cluster.store.find("namespaces", "", namespace) is None:
+                print(f"jhplatform devcluster: cannot write a kubeconfig for ServiceAccount {namespace}:{name}: "
+                      f"namespace {namespace!r} does not exist (use --sample for '{SAMPLE_NAMESPACE}')", file=sys.stderr)
+                return 2
+            server.service_account_kubeconfig(path, namespace, name, tls=True)
+            print(f"kubeconfig for system:serviceaccount:{namespace}:{name} written to {path}", flush=True)
         print(
             f"devcluster ready at {server.url} (kubelet: {args.kubelet}); kubeconfig written to {args.kubeconfig}",
             flush=True,

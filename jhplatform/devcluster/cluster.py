@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..policy import security
-from . import defaults, errors, extended_resource_toleration, limitrange, quota, storageclasses, validation
+from . import defaults, errors, extended_resource_toleration, limitrange, quota, rbac, storageclasses, validation
 from .store import RESOURCES, Change, Store, now_rfc3339
 
 log = logging.getLogger("jhplatform.devcluster")
@@ -333,6 +333,8 @@ class Cluster:
         return self._maybe_finalize(resource, stored)
 
     def _check_immutable(self, resource: str, old: dict, new: dict) -> None:
+        if resource in ("rolebindings", "clusterrolebindings"):
+            rbac.check_role_ref_unchanged(old, new, resource)
         if resource != "pods":
             return
         # Pod spec is immutable apart from a few fields (ValidatePodUpdate).

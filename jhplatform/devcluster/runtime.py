@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import rbac
 from .cluster import Cluster
 from .controllers import NamespaceController, PersistentVolumeController
 from .kubelet import Kubelet
@@ -96,6 +97,11 @@ class DevCluster(DevClusterServer):
         for ns in self.namespaces:
             if self.cluster.store.find("namespaces", "", ns) is None:
                 self.cluster.create("namespaces", None, {"metadata": {"name": ns}})
+        # The default RBAC policy: cluster-admin for system:masters, discovery and access
+        # reviews for every authenticated user.
+        for resource, obj in rbac.BOOTSTRAP_POLICY:
+            if self.cluster.store.find(resource, "", obj["metadata"]["name"]) is None:
+                self.cluster.create(resource, None, copy.deepcopy(obj))
         # "standard" (the default class, expandable) and "fixed" (not expandable).
         for storage_class in BOOTSTRAP_CLASSES:
             if self.cluster.store.find("storageclasses", "", storage_class["metadata"]["name"]) is None:
@@ -104,6 +110,17 @@ class DevCluster(DevClusterServer):
     async def reset(self) -> None:
         await super().reset()
         self.bootstrap()
+
+    def service_account_kubeconfig(self, path: str | Path, namespace: str, name: str, tls: bool = False) -> Path:
+        """Write a kubeconfig that acts as ServiceAccount ``namespace/name``, creating the
+        ServiceAccount if the namespace has none by that name (the namespace must exist).
+
+        The token works until the emulator stops; what it may do is what RBAC Roles and
+        ClusterRoles bound to the ServiceAccount allow.
+        """
+        if self.cluster.store.find("serviceaccounts", namespace, name) is None:
+            self.cluster.create("serviceaccounts", namespace, {"metadata": {"name": name}})
+        return self.write_serviceaccount_kubeconfig(path, namespace, name, tls=tls)
 
     def apply(self, manifests: list[dict[str, Any]]) -> list[dict]:
         """Create each manifest (namespace first if listed), like ``kubectl create -f``."""

@@ -37,6 +37,7 @@ See docs/gpu.md.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -218,6 +219,14 @@ class GpuNodeReflector(ResourceReflector):
 
     async def _list_and_update(self, resource_version=None):
         resp = await self.api.list_node(_request_timeout=self.request_timeout, _preload_content=False)
+        if resp.status >= 400:
+            # A refusal (403 without the nodes ClusterRole) must read as the apiserver's message.
+            body = await resp.read()
+            try:
+                message = json.loads(body).get("message") or body.decode(errors="replace")
+            except (ValueError, AttributeError):
+                message = body.decode(errors="replace")
+            raise RuntimeError(f"{resp.status}: {message}")
         data = json.loads(await resp.read())
         self.resources = {n["metadata"]["name"]: n for n in data["items"]}
         gpu_ledger().set_nodes(self.resources.values())
@@ -506,10 +515,17 @@ class GpuQuotaMixin(LoggingConfigurable):
             GpuQuotaMixin._gpu_failed_at.pop(key, None)
         except Exception as e:
             GpuQuotaMixin._gpu_failed_at[key] = time.monotonic()
+            # The failed reflector's first_load_future holds the error and nobody awaits it;
+            # read it so asyncio does not report "Future exception was never retrieved".
+            first_load = getattr(self.__class__.reflectors.get(key), "first_load_future", None)
+            if first_load is not None and first_load.done() and not first_load.cancelled():
+                first_load.exception()
             self.log.error(
                 "Cannot watch %s for GPU capacity (%s); GPU decisions go on without them and retry in 60 s. "
                 "Grant the hub get/list/watch on %s (helm-values/gpu-rbac.yaml) or turn off %s.",
-                kind, e, kind, "gpu_capacity_from_quotas" if kind == "resourcequotas" else "gpu_capacity_from_nodes",
+                # One line: an ApiException's text spans several (KubeSpawner logs the apiserver's message).
+                kind, f"{e.status} {e.reason}" if isinstance(e, ApiException) else e, kind,
+                "gpu_capacity_from_quotas" if kind == "resourcequotas" else "gpu_capacity_from_nodes",
             )
 
     async def _gpu_ensure_sources(self, profile_list) -> GpuLedger:
@@ -520,6 +536,10 @@ class GpuQuotaMixin(LoggingConfigurable):
             await self._gpu_start_optional("resourcequotas", GpuQuotaReflector, omit_namespace=self.enable_user_namespaces)
         if self.gpu_capacity_from_nodes:
             await self._gpu_start_optional("nodes", GpuNodeReflector)
+            if self._get_reflector_key("nodes") in GpuQuotaMixin._gpu_failed_at:
+                # Without the nodes watch there is no node data: capping by it would refuse every
+                # GPU spawn ("no GPUs available"), so decide as without gpu_capacity_from_nodes.
+                ledger.policy = dataclasses.replace(ledger.policy, capacity_from_nodes=False)
         return ledger
 
     async def _start_reflector(self, kind, reflector_class, replace=False, **kwargs):

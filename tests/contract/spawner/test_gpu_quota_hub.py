@@ -45,6 +45,7 @@ import pytest
 from aiohttp import web
 
 from helpers import wait_for
+from hubrbac import HUB_NAMESPACE, HUB_SERVICE_ACCOUNT
 from hubstack import HubStack
 
 pytestmark = pytest.mark.contract
@@ -118,7 +119,7 @@ async def start_hub(cluster, tmp_path, chp_path, notebook_stub):
     async def start(extra: str = "", gpus: int | None = 8) -> HubStack:
         if not hubs:
             gpu_namespace(cluster, gpus)
-        hub = HubStack(tmp_path, cluster.write_kubeconfig(tmp_path / "kubeconfig"), hub_config(notebook_stub, extra), spawner_class="jhplatform")
+        hub = HubStack(tmp_path, cluster.write_serviceaccount_kubeconfig(tmp_path / "kubeconfig", HUB_NAMESPACE, HUB_SERVICE_ACCOUNT), hub_config(notebook_stub, extra), spawner_class="jhplatform")
         await hub.start()
         hubs.append(hub)
         return hub

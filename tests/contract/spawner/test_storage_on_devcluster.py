@@ -171,7 +171,8 @@ async def test_storage_classes_served(jhub):
         assert info.value.status == 422
         assert json.loads(info.value.body)["message"] == 'StorageClass "broken" is invalid: provisioner: Required value'
         groups = await client.ApisApi(api).get_api_versions()
-        assert [g.name for g in groups.groups] == ["storage.k8s.io"]
+        assert [g.name for g in groups.groups] == [
+            "authorization.k8s.io", "networking.k8s.io", "rbac.authorization.k8s.io", "storage.k8s.io"]
         resources = await storage_api.get_api_resources()
         assert [r.name for r in resources.resources] == ["storageclasses"]
         # StorageClasses are not in the core group.
