@@ -9,14 +9,24 @@ CHP := $(VENV)/node_modules/.bin/configurable-http-proxy
 PYTEST_ARGS ?=
 DEMO_PORT ?= 8001
 DEMO_DIR := .demo
+# The demo's node pool: CPU nodes, and GPU nodes of both types helm-values/demo.yaml offers
+# (A100 and T4), labelled and tainted like the NVIDIA GPU operator does.
+DEMO_NODES := cpux2:cpu=8,memory=32Gi;gpu-a100x1:cpu=16,memory=128Gi,nvidia.com/gpu=4,label:nvidia.com/gpu.product=NVIDIA-A100-SXM4-40GB,taint:nvidia.com/gpu=present:NoSchedule;gpu-t4x1:cpu=8,memory=32Gi,nvidia.com/gpu=2,label:nvidia.com/gpu.product=Tesla-T4,taint:nvidia.com/gpu=present:NoSchedule
 
-.PHONY: demo test install clean help
+DOCS_BUILD := build/docs
+# C headers from Debian for pycurl (tornado's curl client, which z2jh's hub config selects) and
+# psycopg2 (in the hub image's requirements, which the image-environment test installs).
+CURL_CONFIG := /usr/bin/curl-config
+PG_CONFIG := /usr/bin/pg_config
+
+.PHONY: demo test docs install clean help
 
 help:
-	@echo "make demo   - run the platform locally (Kubernetes API emulator with a GPU node pool)"
-	@echo "make test   - install everything the suite needs and run it"
+	@echo "make demo   - run the platform locally: the hub as z2jh's hub pod runs it, on the Kubernetes API emulator"
+	@echo "make test   - install everything the suite needs, build the docs and run the suite"
+	@echo "make docs   - build the documentation into $(DOCS_BUILD)/html (warnings are errors)"
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml | $(CURL_CONFIG) $(PG_CONFIG)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
@@ -33,16 +43,37 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(CHROMIUM):
 	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-install: $(VENV)/.installed $(CHP) $(CHROMIUM)
+$(CURL_CONFIG):
+	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcurl4-openssl-dev
 
-test: install
+$(PG_CONFIG):
+	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpq-dev
+
+# Debian's Prometheus, for the culler's tests (they start their own instance on loopback with a
+# temporary config and storage; the package's system service is never used).
+PROMETHEUS := /usr/bin/prometheus
+
+$(PROMETHEUS):
+	$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus
+
+install: $(VENV)/.installed $(CHP) $(CHROMIUM) $(PROMETHEUS)
+
+# The guides and the configuration reference (generated from the traits' help texts); a
+# broken link, a bad help text or a page missing from the index fails the build.
+docs: $(VENV)/.installed
+	$(VENV)/bin/sphinx-build -E -q -W --keep-going -b html docs $(DOCS_BUILD)/html
+
+test: install docs
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+
+# The hub runs as z2jh 4.4.0's hub pod runs it (jhplatform/z2jh, docs/z2jh-loader.md), from these values.
+DEMO_VALUES ?= helm-values/demo.yaml
 
 demo: install
 	@mkdir -p $(DEMO_DIR)
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" \
-		$(VENV)/bin/jhplatform devcluster --port $(DEMO_PORT) --kubeconfig $(DEMO_DIR)/kubeconfig \
-		--state-dir $(DEMO_DIR)/state --sample
+		$(VENV)/bin/jhplatform demo $(DEMO_VALUES) --port $(DEMO_PORT) --state-dir $(DEMO_DIR) \
+		--nodes '$(DEMO_NODES)'
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache
+	rm -rf $(VENV) $(DEMO_DIR) $(DOCS_BUILD) .pytest_cache

@@ -2,6 +2,10 @@
 
 - ``devcluster``: one emulator per test session on a stable loopback URL, with ``KUBECONFIG``
   pointing at it (KubeSpawner caches its client config per process, so the URL must not move).
+- The hub's identity: ``KUBECONFIG`` (what KubeSpawner and every hub the tests start use) is the
+  ``jhub:hub`` ServiceAccount's, and every namespace gets the chart's Role + RoleBinding plus
+  helm-values' extra RBAC (tests/hubrbac.py); ``hub_rbac.use()`` narrows that for a test. Tests
+  that do admin work use ``ADMIN_KUBECONFIG`` or the in-process ``cluster.cluster`` API.
 - ``cluster``: the same emulator, reset before each test (objects, faults and the request log
   cleared, default namespaces and nodes recreated, simulated kubelet), with KubeSpawner's
   class-level reflectors stopped after the test so none outlives it.
@@ -20,6 +24,8 @@ import pytest
 
 from jhplatform.devcluster.runtime import DevCluster
 
+from hubrbac import EXTRA_RBAC, HUB_NAMESPACE, HUB_SERVICE_ACCOUNT, HubRbac
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 CHP_BIN = REPO / ".venv" / "node_modules" / ".bin"
@@ -28,6 +34,7 @@ CHP_BIN = REPO / ".venv" / "node_modules" / ".bin"
 # emulator's kubeconfig before any test module imports KubeSpawner.
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="jhplatform-tests-"))
 KUBECONFIG = SESSION_DIR / "kubeconfig"
+ADMIN_KUBECONFIG = SESSION_DIR / "admin.kubeconfig"
 os.environ["KUBECONFIG"] = str(KUBECONFIG)
 
 # Processes the suite starts (hub, proxy, notebook servers) must find the venv's tools.
@@ -44,8 +51,11 @@ async def stop_kubespawner_reflectors() -> None:
 @pytest.fixture(scope="session")
 async def devcluster():
     server = DevCluster(state_dir=SESSION_DIR / "state", kubelet="simulated")
+    server.hub_rbac = HubRbac()
+    server.hub_rbac.install(server.cluster)
     await server.start("127.0.0.1", 0)
-    server.write_kubeconfig(KUBECONFIG)
+    server.admin_kubeconfig = server.write_kubeconfig(ADMIN_KUBECONFIG)
+    server.write_serviceaccount_kubeconfig(KUBECONFIG, HUB_NAMESPACE, HUB_SERVICE_ACCOUNT)
     try:
         yield server
     finally:
@@ -59,6 +69,7 @@ async def devcluster():
 @pytest.fixture
 async def cluster(devcluster):
     await devcluster.set_kubelet("simulated")
+    devcluster.hub_rbac.extras = tuple(EXTRA_RBAC)  # a test's narrowing ends with it
     await devcluster.reset()
     yield devcluster
     await stop_kubespawner_reflectors()
@@ -67,6 +78,7 @@ async def cluster(devcluster):
 @pytest.fixture
 async def process_cluster(devcluster):
     """The session emulator with the process kubelet: pods run as real local processes."""
+    devcluster.hub_rbac.extras = tuple(EXTRA_RBAC)
     await devcluster.reset()
     await devcluster.set_kubelet("process")
     yield devcluster

@@ -40,9 +40,17 @@ class HubStack:
         The emulator's kubeconfig.
     config:
         Extra Python config appended to the generated ``jupyterhub_config.py``.
+    authenticator_class:
+        ``c.JupyterHub.authenticator_class`` (default the dummy authenticator, which then allows
+        everyone); any other class decides who is allowed by its own config.
+    env:
+        Extra environment variables for the hub process (e.g. ``JUPYTERHUB_CRYPT_KEY``).
     """
 
-    def __init__(self, workdir: Path, kubeconfig: Path, config: str = "", spawner_class: str = "kubespawner.KubeSpawner"):
+    def __init__(self, workdir: Path, kubeconfig: Path, config: str = "", spawner_class: str = "kubespawner.KubeSpawner",
+                 authenticator_class: str = "dummy", env: dict | None = None):
+        self.authenticator_class = authenticator_class
+        self.extra_env = dict(env or {})
         self.workdir = workdir
         self.kubeconfig = kubeconfig
         self.extra_config = config
@@ -76,8 +84,8 @@ class HubStack:
             c.JupyterHub.cookie_secret_file = "{self.workdir}/cookie_secret"
             c.JupyterHub.pid_file = "{self.workdir}/jupyterhub.pid"
             c.JupyterHub.cleanup_servers = True
-            c.JupyterHub.authenticator_class = "dummy"
-            c.Authenticator.allow_all = True
+            c.JupyterHub.authenticator_class = "{self.authenticator_class}"
+            c.Authenticator.allow_all = {self.authenticator_class == "dummy"}
             c.JupyterHub.spawner_class = "{self.spawner_class}"
             c.JupyterHub.services = [{{"name": "operator", "api_token": "{self.token}"}}]
             c.JupyterHub.load_roles = [
@@ -97,7 +105,7 @@ class HubStack:
 
     async def start(self) -> None:
         config = self.write_config()
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1", **self.extra_env}
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(config), "--debug"],

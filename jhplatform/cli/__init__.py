@@ -2,6 +2,9 @@
 
 ``jhplatform devcluster`` runs the Kubernetes API emulator in the foreground.
 ``jhplatform orphaned-claims`` lists home claims whose hub user no longer exists.
+``jhplatform check VALUES.yaml…`` checks z2jh values offline through the hub's own config loading.
+``jhplatform render VALUES.yaml… --user NAME --profile SLUG`` prints the PVC and pod a spawn creates.
+``jhplatform demo VALUES.yaml…`` runs the emulator, the proxy and the hub as z2jh's hub pod runs it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import orphaned_claims
+from . import orphaned_claims, values_check
 
 SAMPLE_NAMESPACE = "jhub"
 
@@ -62,18 +65,42 @@ def _devcluster_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--kubelet", choices=("simulated", "process"), default="simulated", help="how pods run (default: simulated)")
     p.add_argument("--seed", type=int, default=0, help="seed for fault injection (default: 0)")
     p.add_argument(
+        "--extended-resource-toleration",
+        action="store_true",
+        help="run the ExtendedResourceToleration admission plugin, as GKE does: a pod asking for an "
+        "extended resource such as nvidia.com/gpu tolerates the taint of that name (default: off)",
+    )
+    p.add_argument(
         "--sample",
         action="store_true",
         help=f"also create namespace '{SAMPLE_NAMESPACE}' with PSS restricted enforced and a 4-GPU ResourceQuota",
     )
+    p.add_argument(
+        "--serviceaccount-kubeconfig",
+        action="append",
+        default=[],
+        type=_service_account_target,
+        metavar="NAMESPACE:SERVICEACCOUNT=PATH",
+        help="also write a kubeconfig at PATH that acts as that ServiceAccount (created if missing; the "
+        "namespace must exist, e.g. jhub with --sample); RBAC decides what it may do. Repeatable.",
+    )
     p.add_argument("--log-level", default="WARNING", help="logging level (default: WARNING)")
+
+
+def _service_account_target(text: str) -> tuple[str, str, Path]:
+    target, sep, path = text.partition("=")
+    namespace, colon, name = target.partition(":")
+    if not (sep and colon and namespace and name and path):
+        raise argparse.ArgumentTypeError(f"expected NAMESPACE:SERVICEACCOUNT=PATH, e.g. jhub:hub=hub.kubeconfig, not {text!r}")
+    return namespace, name, Path(path)
 
 
 async def _run_devcluster(args: argparse.Namespace) -> int:
     from ..devcluster.runtime import DevCluster
 
     try:
-        server = DevCluster(nodes=args.nodes, kubelet=args.kubelet, state_dir=args.state_dir, seed=args.seed)
+        server = DevCluster(nodes=args.nodes, kubelet=args.kubelet, state_dir=args.state_dir, seed=args.seed,
+                            extended_resource_toleration=args.extended_resource_toleration)
     except (ValueError, OSError) as e:
         print(f"jhplatform devcluster: {e}", file=sys.stderr)
         return 2
@@ -90,7 +117,15 @@ async def _run_devcluster(args: argparse.Namespace) -> int:
     try:
         if args.sample:
             server.apply(sample_manifests())
-        server.write_kubeconfig(args.kubeconfig, namespace=SAMPLE_NAMESPACE if args.sample else "default")
+        # HTTPS, so that kubectl sends the token (it sends none over plain HTTP).
+        server.write_kubeconfig(args.kubeconfig, namespace=SAMPLE_NAMESPACE if args.sample else "default", tls=True)
+        for namespace, name, path in args.serviceaccount_kubeconfig:
+            if server.cluster.store.find("namespaces", "", namespace) is None:
+                print(f"jhplatform devcluster: cannot write a kubeconfig for ServiceAccount {namespace}:{name}: "
+                      f"namespace {namespace!r} does not exist (use --sample for '{SAMPLE_NAMESPACE}')", file=sys.stderr)
+                return 2
+            server.service_account_kubeconfig(path, namespace, name, tls=True)
+            print(f"kubeconfig for system:serviceaccount:{namespace}:{name} written to {path}", flush=True)
         print(
             f"devcluster ready at {server.url} (kubelet: {args.kubelet}); kubeconfig written to {args.kubeconfig}",
             flush=True,
@@ -106,12 +141,22 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _devcluster_parser(sub)
     orphaned_claims.add_parser(sub)
+    values_check.add_parsers(sub)
+    from . import demo  # it imports this module's sample_manifests
+
+    demo.add_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(args, "log_level", "WARNING").upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.command == "devcluster":
         return asyncio.run(_run_devcluster(args))
     if args.command == "orphaned-claims":
         return asyncio.run(orphaned_claims.run(args))
+    if args.command == "check":
+        return values_check.run_check(args)
+    if args.command == "render":
+        return values_check.run_render(args)
+    if args.command == "demo":
+        return demo.run(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -5,6 +5,7 @@ Its create path follows the apiserver's order (kube-emulator-spec §4.1):
 
     namespace exists / not terminating (404 / 403)
     -> defaulting -> LimitRanger defaults -> ServiceAccount
+    -> ExtendedResourceToleration (only with ``extended_resource_toleration``)
     -> validation (422)
     -> LimitRanger validation (403) -> PodSecurity (403) -> ResourceQuota (403, last)
     -> storage (409)
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from ..policy import security
-from . import defaults, errors, limitrange, quota, storageclasses, validation
+from . import defaults, errors, extended_resource_toleration, limitrange, quota, rbac, storageclasses, validation
 from .store import RESOURCES, Change, Store, now_rfc3339
 
 log = logging.getLogger("jhplatform.devcluster")
@@ -49,6 +50,7 @@ class Cluster:
         self.store = store or Store()
         self.store.hooks.append(self._garbage_collect)
         self.store.hooks.append(self._recompute_quotas)
+        self.quota_usage = quota.UsageTracker()
         self._ip_counter = 0
         self._event_counter = 0
         self.controllers: list[Any] = []
@@ -59,6 +61,9 @@ class Cluster:
         # (it creates StorageClasses at bootstrap), a bare Cluster leaves them off so claims of
         # classes that do not exist as objects can still be grown by hand.
         self.claim_update_admission = False
+        # The optional ExtendedResourceToleration admission plugin (GKE enables it); off, as on
+        # most clusters, so a pod must tolerate a GPU pool's taint by itself.
+        self.extended_resource_toleration = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -110,6 +115,7 @@ class Cluster:
             if reset is not None:
                 await reset()
         self.store.reset()
+        self.quota_usage.reset()
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -168,6 +174,8 @@ class Cluster:
             if limitranges:
                 obj = limitrange.apply_defaults(obj, limitranges)
             self._service_account(obj)
+            if self.extended_resource_toleration:
+                obj = extended_resource_toleration.admit(obj)
         validation.validate(resource, obj)
         if resource == "storageclasses":
             storageclasses.validate_class(obj)
@@ -325,6 +333,8 @@ class Cluster:
         return self._maybe_finalize(resource, stored)
 
     def _check_immutable(self, resource: str, old: dict, new: dict) -> None:
+        if resource in ("rolebindings", "clusterrolebindings"):
+            rbac.check_role_ref_unchanged(old, new, resource)
         if resource != "pods":
             return
         # Pod spec is immutable apart from a few fields (ValidatePodUpdate).
@@ -544,14 +554,19 @@ class Cluster:
         return owner is not None and owner["metadata"]["uid"] == ref.get("uid")
 
     def _recompute_quotas(self, change: Change) -> None:
-        """The quota controller, made synchronous: recompute ``status`` of every quota in the
-        namespace after a write that changes usage (spec §4.4 recommendation)."""
+        """The quota controller, made synchronous: keep ``status`` of every quota in the
+        namespace up to date after a write that changes usage (spec §4.4 recommendation).
+
+        A quota is synced in full when it is created or its spec changes; after that each
+        object write moves its usage by that object's difference (:class:`quota.UsageTracker`),
+        so the cost of a write does not grow with the namespace."""
         if change.resource not in QUOTA_RESOURCES or not change.namespace:
             return
         if change.resource == "resourcequotas":
             if change.type == "DELETED":
+                self.quota_usage.forget(change.namespace, change.obj["metadata"]["name"])
                 return
-            if change.old is not None and change.old.get("spec") == change.obj.get("spec"):
+            if change.old is not None and change.old.get("spec") == change.obj.get("spec") and self.quota_usage.is_synced(change.obj):
                 return
             quotas = [change.obj]
         else:
@@ -559,9 +574,16 @@ class Cluster:
                 return
             quotas = self.store.list("resourcequotas", change.namespace)
         for q in quotas:
-            objects = {r: self.store.list(r, change.namespace) for r in QUOTA_RESOURCES if r != "resourcequotas"}
-            objects["resourcequotas"] = self.store.list("resourcequotas", change.namespace)
-            status = quota.recompute(q, objects)
+            if self.quota_usage.is_synced(q):
+                if change.resource == "resourcequotas" or not self.quota_usage.observe(
+                    q, change.resource, change.obj, deleted=change.type == "DELETED"
+                ):
+                    continue
+                status = self.quota_usage.status(q)
+            else:
+                objects = {r: self.store.list(r, change.namespace) for r in QUOTA_RESOURCES if r != "resourcequotas"}
+                objects["resourcequotas"] = self.store.list("resourcequotas", change.namespace)
+                status = self.quota_usage.sync(q, objects)
             if status != q.get("status"):
                 current = self.store.find("resourcequotas", change.namespace, q["metadata"]["name"])
                 if current is not None:

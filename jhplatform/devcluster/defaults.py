@@ -27,7 +27,7 @@ from jhplatform.policy.quantity import parse_quantity
 from .errors import KINDS
 from .store import api_version
 
-CLUSTER_SCOPED = frozenset({"namespaces", "nodes", "storageclasses"})
+CLUSTER_SCOPED = frozenset({"namespaces", "nodes", "storageclasses", "clusterroles", "clusterrolebindings", "selfsubjectaccessreviews"})
 
 # DefaultTolerationSeconds admission: pods ride out a node going NotReady/Unreachable for 5 min.
 _DEFAULT_TOLERATION_KEYS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")

@@ -23,6 +23,12 @@ KINDS = {
     "serviceaccounts": "ServiceAccount",
     "configmaps": "ConfigMap",
     "storageclasses": "StorageClass",
+    "roles": "Role",
+    "rolebindings": "RoleBinding",
+    "clusterroles": "ClusterRole",
+    "clusterrolebindings": "ClusterRoleBinding",
+    "networkpolicies": "NetworkPolicy",
+    "selfsubjectaccessreviews": "SelfSubjectAccessReview",
 }
 
 

@@ -502,3 +502,93 @@ def recompute(quota: dict, objects: dict[str, list[dict]], now: datetime | None 
         new_usage = _add(new_usage, stats)
     used.update(new_usage)
     return {"hard": _serialize(hard), "used": _serialize(_mask(used, hard))}
+
+
+# --- The quota controller's usage, kept incrementally -----------------------------------------
+
+
+def _sub(a: ResourceList, b: ResourceList) -> ResourceList:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, Quantity(0)) - v
+    return out
+
+
+class _Tracked:
+    """One quota's usage: what each object contributes (masked to ``hard``) and their sum."""
+
+    __slots__ = ("spec", "hard", "keys", "contribs", "total")
+
+    def __init__(self, quota: dict):
+        self.spec = copy.deepcopy(quota.get("spec") or {})
+        self.hard = resource_list(self.spec.get("hard"))
+        resources = _evaluated_resources(self.hard)
+        tracked = {k for r in resources for k in matching_resources(r, self.hard)}
+        # Per evaluated resource, the keys it accounts for (recompute's zero-initialised stats).
+        self.keys = {r: keys for r in resources if (keys := matching_resources(r, tracked))}
+        self.contribs: dict[tuple[str, str], ResourceList] = {}
+        self.total: ResourceList = {k: Quantity(0) for keys in self.keys.values() for k in keys}
+
+    def contribution(self, resource: str, obj: dict | None, quota: dict, now: datetime | None) -> ResourceList:
+        if obj is None or resource not in self.keys or not _matches_scopes(resource, quota, obj):
+            return {}
+        return _mask(usage(resource, obj, now), self.hard)
+
+    def set(self, resource: str, name: str, contribution: ResourceList) -> bool:
+        key = (resource, name)
+        old = self.contribs.pop(key, {})
+        if contribution:
+            self.contribs[key] = contribution
+        if old == contribution:
+            return False
+        self.total = _add(_sub(self.total, old), contribution)
+        return True
+
+
+class UsageTracker:
+    """``status.used`` of every ResourceQuota, kept up to date one write at a time.
+
+    The API server's quota controller keeps usage in each quota's status and replenishes it
+    when objects change, instead of re-listing the namespace on every write. This does the same:
+    a quota's first sync (and any change to its ``spec``) sums the usage of every object of its
+    namespace once (:func:`recompute`'s rules); after that each object write moves the sum by the
+    difference between the object's old and new contribution, so a pod write costs the same with
+    5 or 5,000 pods in the namespace. :meth:`status` gives what :func:`recompute` would.
+    """
+
+    def __init__(self) -> None:
+        self._quotas: dict[tuple[str, str], _Tracked] = {}
+
+    def reset(self) -> None:
+        self._quotas.clear()
+
+    def forget(self, namespace: str, name: str) -> None:
+        self._quotas.pop((namespace, name), None)
+
+    def sync(self, quota: dict, objects: dict[str, list[dict]], now: datetime | None = None) -> dict:
+        """A full sync of one quota from all the objects of its namespace; returns its status."""
+        tracked = _Tracked(quota)
+        for resource in tracked.keys:
+            for obj in objects.get(resource, []):
+                c = tracked.contribution(resource, obj, quota, now)
+                if c:
+                    tracked.set(resource, obj["metadata"]["name"], c)
+        self._quotas[(quota["metadata"]["namespace"], quota["metadata"]["name"])] = tracked
+        return self.status(quota)
+
+    def is_synced(self, quota: dict) -> bool:
+        tracked = self._quotas.get((quota["metadata"]["namespace"], quota["metadata"]["name"]))
+        return tracked is not None and tracked.spec == (quota.get("spec") or {})
+
+    def observe(self, quota: dict, resource: str, obj: dict, deleted: bool, now: datetime | None = None) -> bool:
+        """Account one object write for ``quota``; whether the quota's usage changed."""
+        tracked = self._quotas[(quota["metadata"]["namespace"], quota["metadata"]["name"])]
+        c = {} if deleted else tracked.contribution(resource, obj, quota, now)
+        return tracked.set(resource, obj["metadata"]["name"], c)
+
+    def status(self, quota: dict) -> dict:
+        """The quota's ``status`` as :func:`recompute` computes it."""
+        tracked = self._quotas[(quota["metadata"]["namespace"], quota["metadata"]["name"])]
+        used = resource_list((quota.get("status") or {}).get("used"))
+        used.update(tracked.total)
+        return {"hard": _serialize(tracked.hard), "used": _serialize(_mask(used, tracked.hard))}

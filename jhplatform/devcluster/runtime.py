@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from . import rbac
 from .cluster import Cluster
 from .controllers import NamespaceController, PersistentVolumeController
 from .kubelet import Kubelet
@@ -32,6 +33,9 @@ class DevCluster(DevClusterServer):
         Where the process kubelet keeps volumes and logs (a temporary directory by default).
     seed:
         Seed for fault injection.
+    extended_resource_toleration:
+        Run the ExtendedResourceToleration admission plugin, as GKE does (off by default): pods
+        asking for an extended resource tolerate the taint of that name.
     """
 
     def __init__(
@@ -43,12 +47,14 @@ class DevCluster(DevClusterServer):
         scheduler_delay: float = 0.0,
         kubelet_step_delay: float = 0.02,
         namespaces: tuple[str, ...] = ("default", "kube-system"),
+        extended_resource_toleration: bool = False,
     ):
         if kubelet not in KUBELET_MODES:
             raise ValueError(f"kubelet must be one of {', '.join(KUBELET_MODES)}, not {kubelet!r}")
         cluster = Cluster()
         # Claim resizes are admitted only for StorageClasses that allow expansion, as on a cluster.
         cluster.claim_update_admission = True
+        cluster.extended_resource_toleration = extended_resource_toleration
         self.node_objects = nodes if isinstance(nodes, list) else parse_nodes(nodes or DEFAULT_NODES)
         self.state_dir = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="jhplatform-devcluster-"))
         self.namespaces = namespaces
@@ -91,6 +97,11 @@ class DevCluster(DevClusterServer):
         for ns in self.namespaces:
             if self.cluster.store.find("namespaces", "", ns) is None:
                 self.cluster.create("namespaces", None, {"metadata": {"name": ns}})
+        # The default RBAC policy: cluster-admin for system:masters, discovery and access
+        # reviews for every authenticated user.
+        for resource, obj in rbac.BOOTSTRAP_POLICY:
+            if self.cluster.store.find(resource, "", obj["metadata"]["name"]) is None:
+                self.cluster.create(resource, None, copy.deepcopy(obj))
         # "standard" (the default class, expandable) and "fixed" (not expandable).
         for storage_class in BOOTSTRAP_CLASSES:
             if self.cluster.store.find("storageclasses", "", storage_class["metadata"]["name"]) is None:
@@ -99,6 +110,17 @@ class DevCluster(DevClusterServer):
     async def reset(self) -> None:
         await super().reset()
         self.bootstrap()
+
+    def service_account_kubeconfig(self, path: str | Path, namespace: str, name: str, tls: bool = False) -> Path:
+        """Write a kubeconfig that acts as ServiceAccount ``namespace/name``, creating the
+        ServiceAccount if the namespace has none by that name (the namespace must exist).
+
+        The token works until the emulator stops; what it may do is what RBAC Roles and
+        ClusterRoles bound to the ServiceAccount allow.
+        """
+        if self.cluster.store.find("serviceaccounts", namespace, name) is None:
+            self.cluster.create("serviceaccounts", namespace, {"metadata": {"name": name}})
+        return self.write_serviceaccount_kubeconfig(path, namespace, name, tls=tls)
 
     def apply(self, manifests: list[dict[str, Any]]) -> list[dict]:
         """Create each manifest (namespace first if listed), like ``kubectl create -f``."""

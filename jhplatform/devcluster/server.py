@@ -6,9 +6,11 @@ Only parsing, routing and streaming live here; every decision is made by :class:
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import random
+import re
 import time
 from collections import deque
 from pathlib import Path
@@ -17,11 +19,12 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from . import errors
+from . import apply as server_side_apply, discovery, errors, openapi, printers, protobuf, rbac
 from .cluster import Cluster
 from .faults import Fault, Faults
 from .selectors import FieldSelector, LabelSelector, parse_bool
 from .store import GROUP_VERSIONS, RESOURCES, api_version, dumps
+from .tokens import TokenAuthenticator
 
 log = logging.getLogger("jhplatform.devcluster")
 
@@ -37,6 +40,11 @@ KUBERNETES_VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+
+_KUBELET_LOG_MARK = re.compile(r"^--- \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2} starting \[.*\n", re.MULTILINE)
+
+# The authenticated user of a request, for handlers that answer about "me" (access reviews).
+USER = web.RequestKey("jhplatform_devcluster_user", rbac.UserInfo)
 
 PATCH_TYPES = (
     "application/merge-patch+json",
@@ -69,9 +77,14 @@ class DevClusterServer:
     def __init__(self, cluster: Cluster, seed: int | None = 0, request_log_size: int = 20000):
         self.cluster = cluster
         self.faults = Faults(seed)
+        self.tokens = TokenAuthenticator()
+        self.authorizer = rbac.Authorizer(cluster.store)
         self.requests: deque[dict[str, Any]] = deque(maxlen=request_log_size)
         self._runner: web.AppRunner | None = None
         self._site: web.TCPSite | None = None
+        self._tls_site: web.TCPSite | None = None
+        self.tls_port = 0
+        self.certificate = None
         self._watch_responses: set[web.StreamResponse] = set()
         self.host = "127.0.0.1"
         self.port = 0
@@ -83,7 +96,14 @@ class DevClusterServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    @property
+    def tls_url(self) -> str:
+        """The HTTPS endpoint (kubectl sends bearer tokens only over TLS)."""
+        return f"https://{self.host}:{self.tls_port}"
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0, tls_port: int | None = 0) -> None:
+        """Listen on ``host:port`` (HTTP) and, unless ``tls_port`` is None, on ``host:tls_port``
+        (HTTPS with a certificate made now; 0 picks a free port)."""
         await self.cluster.start()
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=0.5)
         await self._runner.setup()
@@ -91,6 +111,14 @@ class DevClusterServer:
         await self._site.start()
         self.host = host
         self.port = self._site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if tls_port is not None:
+            from .tls import make_serving_certificate
+
+            hosts = tuple(dict.fromkeys((host, "127.0.0.1", "localhost")))
+            self.certificate = make_serving_certificate(hosts)
+            self._tls_site = web.TCPSite(self._runner, host, tls_port, ssl_context=self.certificate.ssl_context(), reuse_address=True)
+            await self._tls_site.start()
+            self.tls_port = self._tls_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
         await self.drop_watches(clean=True)
@@ -105,25 +133,45 @@ class DevClusterServer:
         self.requests.clear()
         await self.cluster.reset()
 
-    def kubeconfig(self, namespace: str = "default") -> dict[str, Any]:
+    def kubeconfig(self, namespace: str = "default", token: str | None = None, user: str = "devcluster", tls: bool = False) -> dict[str, Any]:
+        """A kubeconfig for this server: the admin's (``system:masters``) unless ``token`` is given.
+
+        ``tls`` points it at the HTTPS port with the CA inline: what kubectl needs to send the token.
+        """
+        cluster: dict[str, Any] = {"server": self.url}
+        if tls:
+            if self.certificate is None:
+                raise RuntimeError("the emulator was started without its HTTPS port (tls_port=None)")
+            cluster = {"server": self.tls_url, "certificate-authority-data": base64.b64encode(self.certificate.ca_pem).decode()}
         return {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": "devcluster", "cluster": {"server": self.url}}],
-            "users": [{"name": "devcluster", "user": {"token": "devcluster"}}],
+            "clusters": [{"name": "devcluster", "cluster": cluster}],
+            "users": [{"name": user, "user": {"token": token or self.tokens.admin_token}}],
             "contexts": [
-                {"name": "devcluster", "context": {"cluster": "devcluster", "user": "devcluster", "namespace": namespace}}
+                {"name": "devcluster", "context": {"cluster": "devcluster", "user": user, "namespace": namespace}}
             ],
             "current-context": "devcluster",
         }
 
-    def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
+    def write_kubeconfig(self, path: str | Path, namespace: str = "default", token: str | None = None, user: str = "devcluster",
+                         tls: bool = False) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(yaml.safe_dump(self.kubeconfig(namespace), sort_keys=False))
+        tmp.write_text(yaml.safe_dump(self.kubeconfig(namespace, token, user, tls), sort_keys=False))
         tmp.replace(path)
         return path
+
+    def write_serviceaccount_kubeconfig(self, path: str | Path, namespace: str, service_account: str, tls: bool = False) -> Path:
+        """A kubeconfig that authenticates as ServiceAccount ``namespace/service_account``
+        (``system:serviceaccount:<namespace>:<name>``), like the token projected into a pod.
+
+        What it may do is whatever RBAC grants that ServiceAccount; its context's namespace is
+        ``namespace``.
+        """
+        token = self.tokens.issue(namespace, service_account)
+        return self.write_kubeconfig(path, namespace, token=token, user=f"{namespace}-{service_account}", tls=tls)
 
     async def drop_watches(self, clean: bool = False) -> int:
         """End every open watch stream; abruptly (no final chunk) unless ``clean``."""
@@ -142,7 +190,11 @@ class DevClusterServer:
     # -- app -----------------------------------------------------------------------------
 
     def _make_app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024 * 1024)
+        @web.middleware
+        async def authenticate_and_authorize(request: web.Request, handler):
+            return await self._authorize(request, handler)
+
+        app = web.Application(client_max_size=16 * 1024 * 1024, middlewares=[authenticate_and_authorize])
         app.router.add_get("/version", self._version)
         app.router.add_get("/healthz", self._ok)
         app.router.add_get("/readyz", self._ok)
@@ -158,6 +210,8 @@ class DevClusterServer:
         app.router.add_get("/apis/{group}/{version}", self._api_resources)
         app.router.add_get("/apis/{group}/{version}/", self._api_resources)
         app.router.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._resource)
+        app.router.add_get("/openapi/v3", self._openapi_index)
+        app.router.add_get("/openapi/v3/{tail:.+}", self._openapi_document)
         app.router.add_get("/_devcluster/faults", self._faults_get)
         app.router.add_post("/_devcluster/faults", self._faults_post)
         app.router.add_delete("/_devcluster/faults", self._faults_delete)
@@ -166,6 +220,36 @@ class DevClusterServer:
         app.router.add_get("/_devcluster/requests", self._requests_get)
         app.router.add_delete("/_devcluster/requests", self._requests_delete)
         return app
+
+    async def _authorize(self, request: web.Request, handler) -> web.StreamResponse:
+        # Authentication, then RBAC, before anything else looks at the request (as the
+        # apiserver's filter chain does). The /_devcluster admin API is not Kubernetes' and is
+        # not authorised.
+        if request.path.startswith("/_devcluster/"):
+            return await handler(request)
+        user = self.tokens.authenticate(request.headers.get("Authorization"))
+        if user is None:
+            return _error_response(rbac.unauthorized())
+        attrs = rbac.request_attributes(request.method, request.path, request.query)
+        decision = self.authorizer.authorize(user, attrs)
+        if not decision.allowed:
+            log.info("RBAC: %s %s refused for %s", request.method, request.path, user.name)
+            self.requests.append({"method": request.method, "path_qs": request.path_qs, "verb": attrs.verb,
+                                  "resource": attrs.resource or None, "namespace": attrs.namespace or None,
+                                  "name": attrs.name or None, "subresource": attrs.subresource or None, "status": 403,
+                                  "user": user.name})
+            return _error_response(rbac.forbidden(user, attrs, decision.reason))
+        request[USER] = user
+        return await handler(request)
+
+    async def _openapi_index(self, request: web.Request) -> web.Response:
+        return _json_response(openapi.index())
+
+    async def _openapi_document(self, request: web.Request) -> web.Response:
+        doc = openapi.document_for_path(request.match_info["tail"])
+        if doc is None:
+            return _error_response(errors.ApiError(404, "NotFound", "the server could not find the requested resource", {}))
+        return web.Response(body=doc, content_type="application/json")
 
     async def _ok(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
@@ -196,15 +280,7 @@ class DevClusterServer:
         group_version = self._group_version(request)
         if group_version != "v1" and group_version not in GROUP_VERSIONS.values():
             return _error_response(errors.ApiError(404, "NotFound", "the server could not find the requested resource", {}))
-        resources = []
-        for name, namespaced in RESOURCES.items():
-            if api_version(name) != group_version:
-                continue
-            verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
-            resources.append({"name": name, "singularName": "", "namespaced": namespaced, "kind": errors.KINDS[name], "verbs": verbs})
-            if name in ("pods", "namespaces", "persistentvolumeclaims", "resourcequotas", "nodes", "services"):
-                resources.append({"name": f"{name}/status", "singularName": "", "namespaced": namespaced, "kind": errors.KINDS[name], "verbs": ["get", "patch", "update"]})
-        return _json_response({"kind": "APIResourceList", "groupVersion": group_version, "resources": resources})
+        return _json_response(discovery.resource_list(group_version))
 
     # -- admin API -----------------------------------------------------------------------
 
@@ -315,12 +391,19 @@ class DevClusterServer:
         c = self.cluster
         if resource == "namespaces" and sub is None and ns is None:
             pass
+        if resource == "pods" and sub == "log" and verb == "get":
+            return self._pod_log(request, ns or "", name or "")
         if sub is not None and sub != "status":
             raise errors.ApiError(404, "NotFound", "the server could not find the requested resource", {})
         if verb == "list":
             return await self._list(request, resource, ns)
         if verb == "get":
-            return _json_response(c.get(resource, ns or "", name))  # type: ignore[arg-type]
+            obj = c.get(resource, ns or "", name)  # type: ignore[arg-type]
+            if printers.wants_table(request.headers.get("Accept")):
+                return _json_response(printers.table(resource, [obj], None, printers.include_object(request.query)))
+            return _json_response(obj)
+        if resource == "selfsubjectaccessreviews":
+            return await self._access_review(request, verb, name)
         if verb == "create":
             if name is not None:
                 raise errors.method_not_allowed()
@@ -332,6 +415,8 @@ class DevClusterServer:
             raise errors.method_not_allowed()
         if verb == "update":
             return _json_response(c.replace(resource, ns, name, await self._body(request), sub))
+        if verb == "patch" and request.content_type == server_side_apply.APPLY_PATCH:
+            return await self._apply(request, resource, ns, name, sub)
         if verb == "patch":
             ctype = request.content_type
             if ctype not in PATCH_TYPES:
@@ -346,6 +431,57 @@ class DevClusterServer:
                 raise errors.bad_request(f"invalid gracePeriodSeconds: {grace!r}")
             return _json_response(c.delete(resource, ns, name, grace))
         raise errors.method_not_allowed()
+
+    async def _apply(self, request: web.Request, resource: str, ns: str | None, name: str, sub: str | None) -> web.Response:
+        """Server-side apply: create the object, or merge the configuration into it."""
+        manager = request.query.get("fieldManager")
+        if not manager:
+            raise errors.bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: "
+                                     "is required for apply patch")
+        config = server_side_apply.parse(await request.read())
+        entry = server_side_apply.managed_entry(manager, api_version(resource), config)
+        c = self.cluster
+        existing = c.store.find(resource, (ns or "") if RESOURCES[resource] else "", name)
+        if existing is None:
+            body = server_side_apply.with_managed_fields(config, entry)
+            body.setdefault("metadata", {})["name"] = name
+            return _json_response(c.create(resource, ns, body), status=201)
+        new = server_side_apply.with_managed_fields(server_side_apply.merged(existing, config), entry)
+        return _json_response(c.replace(resource, ns, name, new, sub))
+
+    def _pod_log(self, request: web.Request, namespace: str, name: str) -> web.Response:
+        """``kubectl logs``: the container's output as the kubelet kept it (text/plain)."""
+        pod = self.cluster.get("pods", namespace, name)
+        containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        inits = [c["name"] for c in (pod.get("spec") or {}).get("initContainers") or []]
+        container = request.query.get("container")
+        if not container:
+            if len(containers) != 1:
+                raise errors.bad_request(f"a container name must be specified for pod {name}, choose one of: "
+                                         f"[{' '.join(containers)}]" + (f" or one of the init containers: [{' '.join(inits)}]" if inits else ""))
+            container = containers[0]
+        elif container not in containers + inits:
+            raise errors.bad_request(f"container {container} is not valid for pod {name}")
+        kubelet = getattr(self, "kubelet", None)
+        text = kubelet.logs(namespace, name, container) if kubelet is not None and hasattr(kubelet, "logs") else ""
+        # The process kubelet marks each (re)start in the log file; that line is not the container's output.
+        text = _KUBELET_LOG_MARK.sub("", text)
+        return web.Response(text=text, content_type="text/plain")
+
+    async def _access_review(self, request: web.Request, verb: str, name: str | None) -> web.Response:
+        """``kubectl auth can-i``: answer for the requesting user; nothing is stored."""
+        if verb != "create" or name is not None:
+            raise errors.method_not_allowed()
+        if request.content_type == protobuf.MEDIA_TYPE:
+            body = protobuf.access_review(await request.read())
+        else:
+            body = await self._body(request)
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be a JSON object")
+        status = rbac.access_review_status(self.authorizer, request[USER], body)
+        review = {"kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
+                  "metadata": {"creationTimestamp": None}, "spec": body.get("spec") or {}, "status": status}
+        return _json_response(review, status=201)
 
     def _selectors(self, request: web.Request, resource: str):
         labels = LabelSelector.parse(request.query.get("labelSelector", ""))
@@ -380,6 +516,11 @@ class DevClusterServer:
         if rv is not None:
             await self._wait_for_rv(rv)
         store = self.cluster.store
+        if printers.wants_table(request.headers.get("Accept")):
+            # etcd returns a list in key order (namespace, then name); kubectl prints it as it comes.
+            objs = sorted((o for o in store.list(resource, ns) if matches(o)),
+                          key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+            return _json_response(printers.table(resource, objs, str(store.rv), printers.include_object(request.query)))
         items = [store.raw(o) for o in store.list(resource, ns) if matches(o)]
         head = dumps({"kind": errors.KINDS[resource] + "List", "apiVersion": api_version(resource), "metadata": {"resourceVersion": str(store.rv)}})
         body = head[:-1] + b',"items":[' + b",".join(items) + b"]}"
@@ -405,17 +546,29 @@ class DevClusterServer:
             await resp.write(dumps({"type": "ERROR", "object": err.status()}) + b"\n")
             await resp.write_eof()
             return resp
+        # WatchList (kubectl delete --wait, informers): after the initial ADDED events a bookmark
+        # annotated k8s.io/initial-events-end tells the client it has the whole state.
+        initial_end = None
+        if since is None and bookmarks and parse_bool(request.query.get("sendInitialEvents")):
+            initial_end = (watcher.queue.qsize(), str(self.cluster.store.rv))
         resp._jh_watcher = watcher  # type: ignore[attr-defined]
         self._watch_responses.add(resp)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         sent = 0
         kind = errors.KINDS[resource]
+        as_table = printers.wants_table(request.headers.get("Accept"))
+        include = printers.include_object(request.query)
         try:
             while True:
                 if drop is not None and sent >= drop.after_events:
                     resp._jh_dropped = True  # type: ignore[attr-defined]
                     break
+                if initial_end is not None and sent >= initial_end[0]:
+                    end = {"kind": kind, "apiVersion": api_version(resource),
+                           "metadata": {"resourceVersion": initial_end[1], "annotations": {"k8s.io/initial-events-end": "true"}}}
+                    await resp.write(dumps({"type": "BOOKMARK", "object": end}) + b"\n")
+                    initial_end = None
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
@@ -429,7 +582,12 @@ class DevClusterServer:
                 if item is None:
                     break
                 etype, change = item
-                await resp.write(b'{"type":"' + etype.encode() + b'","object":' + change.raw + b"}\n")
+                if as_table:
+                    # kubectl get -w: each object as a one-row Table, columns in the first event only.
+                    row = printers.table(resource, [change.obj], change.obj["metadata"].get("resourceVersion"), include, columns=sent == 0)
+                    await resp.write(dumps({"type": etype, "object": row}) + b"\n")
+                else:
+                    await resp.write(b'{"type":"' + etype.encode() + b'","object":' + change.raw + b"}\n")
                 sent += 1
             if getattr(resp, "_jh_dropped", False):
                 # An abrupt end: no terminating chunk, so the client sees a broken stream.

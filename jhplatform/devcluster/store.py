@@ -31,11 +31,27 @@ RESOURCES: dict[str, bool] = {
     "limitranges": True,
     "serviceaccounts": True,
     "storageclasses": False,
+    # RBAC (enforced by the HTTP layer, see rbac.py), NetworkPolicy (stored only) and the
+    # access review kubectl auth can-i creates (answered, never stored).
+    "roles": True,
+    "rolebindings": True,
+    "clusterroles": False,
+    "clusterrolebindings": False,
+    "networkpolicies": True,
+    "selfsubjectaccessreviews": False,
 }
 
 # Resources outside the core group, by the group version that serves them; everything else is
 # core "v1" (served under /api/v1, the others under /apis/<group>/<version>).
-GROUP_VERSIONS: dict[str, str] = {"storageclasses": "storage.k8s.io/v1"}
+GROUP_VERSIONS: dict[str, str] = {
+    "storageclasses": "storage.k8s.io/v1",
+    "roles": "rbac.authorization.k8s.io/v1",
+    "rolebindings": "rbac.authorization.k8s.io/v1",
+    "clusterroles": "rbac.authorization.k8s.io/v1",
+    "clusterrolebindings": "rbac.authorization.k8s.io/v1",
+    "networkpolicies": "networking.k8s.io/v1",
+    "selfsubjectaccessreviews": "authorization.k8s.io/v1",
+}
 
 
 def api_version(resource: str) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 from jhplatform.policy.quantity import Quantity
 
-from . import errors
+from . import errors, rbac
 from .selectors import (
     dns1123_subdomain_errors,
     go_quote,
@@ -148,7 +148,8 @@ def _port_num_ok(value: Any) -> bool:
 
 # Object names: pods and most kinds are DNS-1123 subdomains, namespaces DNS-1123 labels,
 # services DNS-1035 labels (ValidateServiceName = NameIsDNS1035Label).
-_NAME_RULES = {"namespaces": dns1123_label_errors, "services": dns1035_label_errors}
+_NAME_RULES = {"namespaces": dns1123_label_errors, "services": dns1035_label_errors,
+               **{kind: rbac.path_segment_name_errors for kind in rbac.KINDS}}
 
 
 # -- metadata -----------------------------------------------------------------------------
@@ -506,6 +507,7 @@ _KIND_RULES = {
     "secrets": _validate_secret,
     "resourcequotas": _validate_resourcequota,
     "limitranges": _validate_limitrange,
+    **rbac.validation_rules(),
 }
 
 

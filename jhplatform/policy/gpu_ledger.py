@@ -56,6 +56,9 @@ REASONS = {
     "nodes": "the GPUs allocatable on schedulable nodes",
     "quota_exceeded": "the apiserver refused the pod: exceeded quota",
     "unschedulable": "the scheduler found no node with a free GPU",
+    "untolerated_taint": "the GPU nodes carry a taint the pod does not tolerate (configuration)",
+    "node_affinity": "the pod's node selector or affinity matches no node that could take it (configuration)",
+    "unschedulable_other": "the scheduler could not place the pod for another reason",
 }
 
 # Device-plugin resource names of the common GPU vendors; profiles can name others.
@@ -72,6 +75,12 @@ def count_of(value) -> int:
     """An extended-resource quantity as a whole number (they cannot be fractional); 0 if invalid."""
     from .quantity import Quantity
 
+    # The usual spellings ("1", 2) without parsing a quantity: the form resolves every profile
+    # on each render.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(0, value)
+    if isinstance(value, str) and value.isdigit() and value.isascii():
+        return int(value)
     try:
         return max(0, Quantity.parse(value).round_up(0).int_value())
     except (ValueError, TypeError, ArithmeticError):
@@ -294,60 +303,70 @@ def _yours(used: int, cap: int | None) -> str:
     return f"yours: {used} of {cap}" if cap is not None else f"yours: {used}"
 
 
+NO_ALTERNATIVE = "There is no profile without a GPU to pick instead."
+
+
 def render_message(d: Decision, alternative: str | None = None) -> str:
     """The user-facing message for a refusal (empty when allowed).
 
-    ``alternative`` names a profile without a GPU ("CPU"); without it the message says "a
-    profile without a GPU".
+    ``alternative`` names a profile without a GPU that is not the refused one ("CPU",
+    :func:`jhplatform.policy.profiles.suggest_alternative`). Without one the message names no
+    profile and says there is none to pick.
     """
     if d.allowed:
         return ""
-    other = f"the {alternative} profile" if alternative else "a profile without a GPU"
+    pick = f"the {alternative} profile" if alternative else None
     kind = f"{d.type} GPU" if d.type else "GPU"
+
+    def done(text: str) -> str:
+        return text if pick else f"{text} {NO_ALTERNATIVE}"
+
     if d.reason == "user_cap":
         cap = d.user_cap or 0
         if d.user_used >= cap:
-            return (
+            return done(
                 f"You already use {d.user_used} of your {_gpus(cap, '')} (the per-user limit). "
-                f"Stop a server that uses a GPU, or pick {other}."
+                + (f"Stop a server that uses a GPU, or pick {pick}." if pick else "Stop a server that uses a GPU.")
             )
-        return (
+        return done(
             f"This choice needs {_gpus(d.count, '')}, but you may use only {cap - d.user_used} more "
-            f"(you use {d.user_used} of {cap}). Pick fewer GPUs, stop a server that uses a GPU, or pick {other}."
+            f"(you use {d.user_used} of {cap}). "
+            + (f"Pick fewer GPUs, stop a server that uses a GPU, or pick {pick}." if pick
+               else "Pick fewer GPUs or stop a server that uses a GPU.")
         )
     if d.reason == "group_cap":
         used, cap = d.group_used or 0, d.group_cap or 0
         if used >= cap:
-            return (
+            return done(
                 f"Your group {d.group} already uses {used} of its {_gpus(cap, '')} ({_yours(d.user_used, d.user_cap)}). "
-                f"Pick {other}, or try again when a member of {d.group} stops a GPU server."
+                + (f"Pick {pick}, or try again when a member of {d.group} stops a GPU server." if pick
+                   else f"Try again when a member of {d.group} stops a GPU server.")
             )
-        return (
+        return done(
             f"This choice needs {_gpus(d.count, '')}, but your group {d.group} has only {cap - used} of its {cap} left. "
-            f"Pick fewer GPUs or {other}, or try again later."
+            + (f"Pick fewer GPUs or {pick}, or try again later." if pick else "Pick fewer GPUs or try again later.")
         )
+    later = f"Pick {pick} or try again later." if pick else "Try again later."
     if d.reason in ("quota", "pool", "nodes"):
         free, total = max(d.free or 0, 0), d.total or 0
         if total <= 0:
-            return f"No {kind}s are available on this hub right now. Pick {other} or ask your hub admin."
+            return done(f"No {kind}s are available on this hub right now. "
+                        + (f"Pick {pick} or ask your hub admin." if pick else "Ask your hub admin."))
         if free <= 0:
             head = f"The only {kind} is in use" if total == 1 else f"All {_gpus(total, d.type)} are in use"
-            return f"{head} ({_yours(d.user_used, d.user_cap)}). Pick {other} or try again later."
-        return (
+            return done(f"{head} ({_yours(d.user_used, d.user_cap)}). {later}")
+        return done(
             f"Only {free} of {_gpus(total, d.type)} {'is' if free == 1 else 'are'} free and this choice needs {d.count}. "
-            f"Pick fewer GPUs or {other}, or try again later."
+            + (f"Pick fewer GPUs or {pick}, or try again later." if pick else "Pick fewer GPUs or try again later.")
         )
     if d.reason == "quota_exceeded":
-        return (
+        return done(
             f"Another workload took the last free {kind} in this namespace's quota just before your server "
-            f"could start, so nothing was started. Pick {other} or try again later."
+            f"could start, so nothing was started. {later}"
         )
     if d.reason == "unschedulable":
-        return (
-            f"No node has a free {kind} right now, so your server was stopped instead of waiting. "
-            f"Pick {other} or try again later."
-        )
-    return f"Your server could not get a {kind}. Pick {other} or try again later."
+        return done(f"No node has a free {kind} right now, so your server was stopped instead of waiting. {later}")
+    return done(f"Your server could not get a {kind}. {later}")
 
 
 def availability_text(d: Decision) -> str:

@@ -37,11 +37,11 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .gpu_ledger import Decision, Selector, availability_text
+from .gpu_ledger import Decision, Selector, availability_text, count_of, is_gpu_resource
 
 SETTING = "PlatformSpawner.profile_list"
 GPU_KEYS = ("resource", "count", "type", "type_label", "type_value", "option", "toleration", "scheduling")
@@ -355,6 +355,9 @@ def normalize_profiles(profile_list) -> list:
             elif isinstance(current, ExtendList):
                 ov["tolerations"] = ExtendList("tolerations", current.items + [t for t in wanted if t not in current.items])
             # an admin's own callable is left alone: it decides the tolerations
+        else:
+            # "no toleration" also means none by default (PlatformSpawner.gpu_default_toleration)
+            ov.setdefault("gpu_default_toleration", False)
         if spec.type_label and spec.type_values:
             if spec.scheduling == "node_selector" and len(spec.type_values) == 1:
                 selector = dict(ov.get("node_selector") or {})
@@ -393,21 +396,208 @@ class GpuRequest:
     selector: Selector = ()
 
 
-def gpu_request(profile_list: list, user_options: Mapping | None) -> GpuRequest | None:
+def _override(obj) -> Mapping:
+    ov = obj.get("kubespawner_override") if isinstance(obj, Mapping) else None
+    return ov if isinstance(ov, Mapping) else {}
+
+
+def _gpu_limits(limits: Mapping, known: tuple[str, ...]) -> dict[str, int]:
+    """The GPU entries of an ``extra_resource_limits``/``guarantees`` mapping, as counts."""
+    out = {}
+    for name, value in (limits or {}).items() if isinstance(limits, Mapping) else ():
+        if isinstance(name, str) and is_gpu_resource(name, known) and not callable(value):
+            out[name] = count_of(value)
+    return out
+
+
+def resolved_gpus(profile: Mapping | None, choices: Mapping | None = None, *,
+                  base: Mapping | None = None) -> GpuRequest | None:
+    """The GPUs a profile asks for with the given option ``choices``; ``None`` if none.
+
+    The one notion of a GPU profile, used by the quota, the spawn form, the default toleration,
+    the metrics, the messages and the culler. A profile (with its chosen options) asks for a GPU
+    when its resolved ``extra_resource_limits``/``extra_resource_guarantees`` name a GPU
+    resource (``nvidia.com/gpu``, ``nvidia.com/mig-*``, ``amd.com/gpu``, ``gpu.intel.com/*``, or
+    a profile's ``gpu.resource``) with a count above 0, whether they come from a ``gpu:`` entry
+    or were written the plain KubeSpawner way in ``kubespawner_override``.
+
+    Parameters
+    ----------
+    profile:
+        A ``profile_list`` entry (normalized or not).
+    choices:
+        ``{option: choice}`` as in ``user_options``; options not given take their default
+        choice. An unknown choice gives ``None`` (KubeSpawner refuses it with its own message).
+    base:
+        The spawner's configured ``{"extra_resource_limits": ..., "extra_resource_guarantees":
+        ...}`` the overrides merge into (KubeSpawner merges dict overrides).
+    """
+    if not isinstance(profile, Mapping):
+        return None
+    choices = choices or {}
+    spec = gpu_spec(profile)
+    known = (spec.resource,) if spec is not None else ()
+    base = base or {}
+    limits = {**_gpu_limits(base.get("extra_resource_guarantees"), known), **_gpu_limits(base.get("extra_resource_limits"), known)}
+    guarantees: dict[str, int] = {}
+    layers = [_override(profile)]
+    options = profile.get("profile_options") or {}
+    for name, option in options.items() if isinstance(options, Mapping) else ():
+        option_choices = (option or {}).get("choices") or {} if isinstance(option, Mapping) else {}
+        choice = choices.get(name) or default_choice(profile, name)
+        if choice is None:
+            continue
+        if choice not in option_choices:
+            if spec is not None and spec.option == name:
+                return None
+            continue
+        layers.append(_override(option_choices[choice]))
+    for ov in layers:
+        guarantees.update(_gpu_limits(ov.get("extra_resource_guarantees"), known))
+        limits.update(_gpu_limits(ov.get("extra_resource_limits"), known))
+    if spec is not None:
+        count = spec.count if spec.option is None else spec.counts.get(choices.get(spec.option) or default_choice(profile, spec.option))
+        if count is None:
+            return None
+        limits.setdefault(spec.resource, count)
+    # Requests default to limits for extended resources; a guarantee alone is the request.
+    wanted = {**guarantees, **{r: n for r, n in limits.items() if n > 0 or r not in guarantees}}
+    wanted = {r: n for r, n in wanted.items() if n > 0}
+    if not wanted:
+        return None
+    resource = spec.resource if spec is not None and spec.resource in wanted else sorted(wanted)[0]
+    if spec is not None and spec.resource == resource:
+        return GpuRequest(resource, wanted[resource], spec.type, spec.selector)
+    return GpuRequest(resource, wanted[resource], "", _plain_selector(layers))
+
+
+def _plain_selector(layers: list[Mapping]) -> Selector:
+    # The node labels a plain profile's node_selector asks for, as the ledger matches nodes.
+    selector: dict[str, str] = {}
+    for ov in layers:
+        ns = ov.get("node_selector")
+        if isinstance(ns, Mapping):
+            selector.update({str(k): str(v) for k, v in ns.items() if isinstance(v, str)})
+    return tuple((k, (v,)) for k, v in sorted(selector.items()))
+
+
+def asks_for_gpu(profile: Mapping, base: Mapping | None = None) -> bool:
+    """Whether any choice of ``profile`` asks for a GPU (see :func:`resolved_gpus`)."""
+    if resolved_gpus(profile, base=base) is not None:
+        return True
+    option, by_choice = gpu_choices(profile, base=base)
+    return any(r is not None for r in by_choice.values())
+
+
+def gpu_choices(profile: Mapping, base: Mapping | None = None) -> tuple[str | None, dict[str, GpuRequest | None]]:
+    """The option whose choices change the GPUs ``profile`` asks for, and each choice's GPUs.
+
+    ``(None, {})`` when no option does (the profile asks for the same GPUs, or none, whatever
+    the user picks). A ``gpu.option`` is that option; otherwise the first option with a choice
+    that resolves to other GPUs than the default.
+    """
+    spec = gpu_spec(profile)
+    options = profile.get("profile_options") if isinstance(profile, Mapping) else None
+    if not isinstance(options, Mapping):
+        return None, {}
+    default = resolved_gpus(profile, base=base)
+    names = [spec.option] if spec is not None and spec.option else list(options)
+    for name in names:
+        option_choices = (options.get(name) or {}).get("choices") or {} if isinstance(options.get(name), Mapping) else {}
+        by_choice = {k: resolved_gpus(profile, {name: k}, base=base) for k in option_choices}
+        if spec is not None and spec.option == name or any(r != default for r in by_choice.values()):
+            return name, by_choice
+    return None, {}
+
+
+@dataclass(frozen=True)
+class GpuPlan:
+    """What one profile can ask for: its GPUs with the default choices, and per choice of the
+    option that changes them (see :func:`gpu_choices`)."""
+
+    request: GpuRequest | None
+    option: str | None = None
+    by_choice: Mapping[str, GpuRequest | None] = field(default_factory=dict)
+
+    @property
+    def asks_for_gpu(self) -> bool:
+        return self.request is not None or any(r is not None for r in self.by_choice.values())
+
+    def requests(self) -> list[GpuRequest]:
+        out = [self.request] if self.request is not None else []
+        return out + [r for r in self.by_choice.values() if r is not None]
+
+
+def gpu_plans(profile_list, base: Mapping | None = None) -> list[GpuPlan]:
+    """The :class:`GpuPlan` of each profile of ``profile_list``, in order.
+
+    The plans depend only on the profiles and the configured limits, so callers rendering the
+    form on every request compute them once per configuration.
+    """
+    out = []
+    for profile in _profiles(profile_list):
+        option, by_choice = gpu_choices(profile, base)
+        out.append(GpuPlan(resolved_gpus(profile, base=base), option, by_choice))
+    return out
+
+
+def suggest_alternative(profile_list, refused: str | None = None, base: Mapping | None = None,
+                        plans: list[GpuPlan] | None = None) -> str | None:
+    """The display name of a profile to suggest instead of the refused one, or ``None``.
+
+    Never the refused profile (by slug) and never a profile any of whose choices asks for a
+    GPU: pointing back at the problem helps nobody. ``None`` means there is no such profile, and
+    the message must then say so and name none.
+    """
+    profiles = _profiles(profile_list)
+    plans = plans if plans is not None and len(plans) == len(profiles) else [None] * len(profiles)
+    for profile, plan in zip(profiles, plans):
+        if not isinstance(profile, Mapping) or not profile.get("display_name"):
+            continue
+        if refused is not None and profile.get("slug") == refused:
+            continue
+        if plan.asks_for_gpu if plan is not None else asks_for_gpu(profile, base):
+            continue
+        return str(profile["display_name"])
+    return None
+
+
+def gpu_request(profile_list: list, user_options: Mapping | None, base: Mapping | None = None) -> GpuRequest | None:
     """The GPUs ``user_options`` ask for with this (initialized) profile list, or ``None``."""
     user_options = user_options or {}
     profile = find_profile(profile_list, user_options.get("profile"))
-    spec = gpu_spec(profile) if profile is not None else None
-    if spec is None:
+    if profile is None:
         return None
-    if spec.option is None:
-        count = spec.count
-    else:
-        choice = user_options.get(spec.option) or default_choice(profile, spec.option)
-        count = spec.counts.get(choice)
-        if count is None:
-            return None  # an unknown choice: KubeSpawner refuses it with its own message
-    return GpuRequest(spec.resource, count, spec.type, spec.selector)
+    choices = {k: v for k, v in user_options.items() if k != "profile" and isinstance(v, str)}
+    return resolved_gpus(profile, choices, base=base)
+
+
+def gpu_tolerations(resources: Iterable[str], tolerations: Iterable[Mapping]) -> list[dict]:
+    """The tolerations a pod asking for ``resources`` should get, beyond ``tolerations``.
+
+    What GKE's ExtendedResourceToleration admission does: for each extended resource the pod
+    asks for, tolerate the taint of that name (``operator: Exists, effect: NoSchedule``). For
+    MIG slices also the vendor's ``nvidia.com/gpu`` taint, which NVIDIA pools carry. Taints the
+    pod already tolerates get nothing new. Empty for a pod without GPUs.
+    """
+    current = [t for t in tolerations if isinstance(t, Mapping)]
+    out: list[dict] = []
+    for resource in sorted(set(resources)):
+        for key in dict.fromkeys((resource, taint_key(resource))):
+            taint = {"key": key, "value": "present", "effect": "NoSchedule"}
+            if any(_tolerates_any_value(t, taint) for t in current + out):
+                continue
+            out.append({"key": key, "operator": "Exists", "effect": "NoSchedule"})
+    return out
+
+
+def _tolerates_any_value(toleration: Mapping, taint: Mapping) -> bool:
+    # Toleration.ToleratesTaint, for a taint of any value: only Exists (or an empty key) does.
+    if toleration.get("effect") and toleration["effect"] != taint["effect"]:
+        return False
+    if toleration.get("key") and toleration["key"] != taint["key"]:
+        return False
+    return (toleration.get("operator") or "Equal") == "Exists"
 
 
 # -- the spawn form ---------------------------------------------------------------------------
@@ -446,7 +636,10 @@ class ProfileView:
     choices: dict[str, ChoiceView] = field(default_factory=dict)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        # What asdict() gives, without its deep copies (the form renders this on every request).
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["choices"] = {k: {f.name: getattr(c, f.name) for f in fields(c)} for k, c in self.choices.items()}
+        return out
 
 
 def _apply_decision(view: ProfileView, d: Decision) -> None:
@@ -454,43 +647,56 @@ def _apply_decision(view: ProfileView, d: Decision) -> None:
     view.text = availability_text(d)
 
 
-def build_form_view(profile_list: list, ledger_view, user_options: Mapping | None = None) -> list[ProfileView]:
+def build_form_view(profile_list: list, ledger_view, user_options: Mapping | None = None,
+                    base: Mapping | None = None, plans: list[GpuPlan] | None = None) -> list[ProfileView]:
     """Per profile of an initialized ``profile_list``: availability, disabled state and reason.
 
     ``ledger_view`` has ``decide(resource, type, count, selector) -> Decision`` (a
-    :class:`jhplatform.policy.gpu_ledger.LedgerView`), so the form uses exactly the spawn's policy. The
-    profile to check is the user's last one if available, else the default if available, else
-    the first available one; likewise the selected choice of a GPU option.
+    :class:`jhplatform.policy.gpu_ledger.LedgerView`), so the form uses exactly the spawn's policy.
+    A GPU profile is one :func:`resolved_gpus` says asks for a GPU (a ``gpu`` entry or plain
+    ``extra_resource_limits``). The profile to check is the user's last one if available, else
+    the default if available, else the first available one; likewise the selected choice of a
+    GPU option. ``base`` is the spawner's configured resource limits (see :func:`resolved_gpus`);
+    ``plans`` the profiles' :func:`gpu_plans`, if the caller keeps them.
     """
     user_options = user_options or {}
     views: list[ProfileView] = []
-    for profile in _profiles(profile_list):
-        spec = gpu_spec(profile)
+    profiles = _profiles(profile_list)
+    if plans is None or len(plans) != len(profiles):
+        plans = gpu_plans(profiles, base)
+    for profile, plan in zip(profiles, plans):
         pv = ProfileView(slug=profile.get("slug", ""))
-        if spec is not None:
-            pv.gpu, pv.resource, pv.type, pv.option = True, spec.resource, spec.type, spec.option
-            if spec.option is None:
-                d = ledger_view.decide(spec.resource, spec.type, spec.count, spec.selector)
-                pv.count = spec.count
+        option, by_choice = plan.option, plan.by_choice
+        if option is None:
+            req = plan.request
+            if req is not None:
+                pv.gpu, pv.resource, pv.type = True, req.resource, req.type
+                d = ledger_view.decide(req.resource, req.type, req.count, req.selector)
+                pv.count = req.count
                 pv.available, pv.reason, pv.reason_code = d.allowed, d.message, d.reason or ""
                 _apply_decision(pv, d)
-            else:
-                decisions = {}
-                for key, n in spec.counts.items():
-                    d = decisions[key] = ledger_view.decide(spec.resource, spec.type, n, spec.selector)
-                    pv.choices[key] = ChoiceView(key, n, d.allowed, d.message, d.reason or "", d.free)
-                smallest = min(decisions, key=lambda k: spec.counts[k])
-                _apply_decision(pv, decisions[smallest])
-                pv.available = any(c.available for c in pv.choices.values())
-                if not pv.available:
-                    pv.reason, pv.reason_code = decisions[smallest].message, decisions[smallest].reason or ""
-                wanted = [user_options.get(spec.option) if user_options.get("profile") == pv.slug else None,
-                          default_choice(profile, spec.option)]
-                pick = next((k for k in wanted if k in pv.choices and pv.choices[k].available), None)
-                pick = pick or next((k for k, c in pv.choices.items() if c.available), None)
-                if pick is not None:
-                    pv.choices[pick].selected = True
-                    pv.count = pv.choices[pick].count
+        elif any(r is not None for r in by_choice.values()):
+            first = next(r for r in by_choice.values() if r is not None)
+            pv.gpu, pv.resource, pv.type, pv.option = True, first.resource, first.type, option
+            decisions = {}
+            for key, req in by_choice.items():
+                if req is None:
+                    pv.choices[key] = ChoiceView(key, 0, True)
+                    continue
+                d = decisions[key] = ledger_view.decide(req.resource, req.type, req.count, req.selector)
+                pv.choices[key] = ChoiceView(key, req.count, d.allowed, d.message, d.reason or "", d.free)
+            smallest = min(decisions, key=lambda k: pv.choices[k].count)
+            _apply_decision(pv, decisions[smallest])
+            pv.available = any(c.available for c in pv.choices.values())
+            if not pv.available:
+                pv.reason, pv.reason_code = decisions[smallest].message, decisions[smallest].reason or ""
+            wanted = [user_options.get(option) if user_options.get("profile") == pv.slug else None,
+                      default_choice(profile, option)]
+            pick = next((k for k in wanted if k in pv.choices and pv.choices[k].available), None)
+            pick = pick or next((k for k, c in pv.choices.items() if c.available), None)
+            if pick is not None:
+                pv.choices[pick].selected = True
+                pv.count = pv.choices[pick].count
         views.append(pv)
     by_slug = {v.slug: v for v in views}
     wanted = [user_options.get("profile"), next((p.get("slug") for p in _profiles(profile_list) if p.get("default")), None)]
@@ -518,6 +724,13 @@ __all__ = [
     "ProfileView",
     "RequireNodeLabel",
     "annotate_profiles",
+    "asks_for_gpu",
+    "GpuPlan",
+    "gpu_choices",
+    "gpu_plans",
+    "gpu_tolerations",
+    "resolved_gpus",
+    "suggest_alternative",
     "build_form_view",
     "default_choice",
     "default_toleration",

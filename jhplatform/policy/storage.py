@@ -381,7 +381,8 @@ def needs_expansion(current: str | None, wanted: str | None) -> bool:
 #: Why the apiserver refused to resize a claim: ``(reason, what it means for the admin)``.
 RESIZE_REFUSALS = {
     "not-expandable": "its StorageClass does not allow volume expansion (allowVolumeExpansion is not true), or it was not dynamically provisioned",
-    "forbidden": "the hub's service account may not patch PersistentVolumeClaims (add the 'patch' verb on persistentvolumeclaims to the hub's Role; see docs/storage.md)",
+    "forbidden": "the hub's service account may not patch PersistentVolumeClaims (grant 'patch' on persistentvolumeclaims: "
+                 "kubectl apply -n <namespace> -f helm-values/storage-rbac.yaml; see docs/storage.md)",
     "quota": "the namespace's ResourceQuota for storage would be exceeded",
     "not-bound": "the claim is not bound to a volume yet",
     "invalid": "the apiserver rejected the new size",

@@ -2,15 +2,23 @@
 
 ``check_profiles(config)`` renders every profile of ``PlatformSpawner.profile_list`` (and every
 choice of each profile option) for a sample user with no groups and runs the same security check
-a spawn runs. ``fail_on_problems(config)`` is what ``jupyterhub_config.d/`` calls when the hub
-starts: it prints each problem z2jh-style and exits, so a broken profile is found at
-``helm upgrade`` time, in the hub's log, instead of by a user.
+a spawn runs. ``fail_on_problems(config)`` prints each problem z2jh-style and exits, so a broken
+profile is found at ``helm upgrade`` time, in the hub's log, instead of by a user.
+
+``check_when_hub_starts(c)`` is what ``jupyterhub_config.d/90-jhplatform-checks.py`` calls. z2jh's
+``jupyterhub_config.py`` execs the snippets *before* ``hub.extraConfig``, so a check run right
+there would miss every profile an admin sets in extraConfig. Instead the snippet schedules the
+checks on the hub's event loop: JupyterHub loads its config file inside its running loop
+(``JupyterHub.initialize``), so the scheduled call runs once the whole file, extraConfig
+included, has been loaded, and before the hub starts serving (``JupyterHub.start``): a broken
+profile stops the hub before any user can spawn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 import logging
 import sys
 from dataclasses import dataclass
@@ -28,6 +36,8 @@ class ProfileProblem:
     option: str | None
     choice: str | None
     message: str
+    #: The settings (``Class.trait``) behind the problem, most likely first.
+    settings: tuple[str, ...] = ()
 
     def __str__(self) -> str:
         where = f"profile {self.profile!r}"
@@ -59,11 +69,26 @@ def _cases(profile_list: list[dict]):
                 yield slug, option, choice, {"profile": slug, option: choice}
 
 
+def _without_entitlements(config: Config) -> Config:
+    """A copy of ``config`` in which every user may start every profile.
+
+    Entitlements decide who may start a profile, not whether it can start at all; the sample
+    user is in no group, so with them every GPU profile would be "refused" for the wrong reason.
+    """
+    config = copy.deepcopy(config)
+    if "PlatformSpawner" in config:
+        for key in ("entitlements", "default_entitlement"):
+            config.PlatformSpawner.pop(key, None)
+    return config
+
+
 async def _check(config: Config, spawner_class) -> list[ProfileProblem]:
     from jupyterhub import orm
     from jupyterhub.objects import Hub
 
     from .spawner import SecurityPolicyRefusal
+
+    config = _without_entitlements(config)
 
     def make():
         return spawner_class(
@@ -94,7 +119,12 @@ async def _check(config: Config, spawner_class) -> list[ProfileProblem]:
                     ProfileProblem(slug, option, choice, f"kubespawner_override sets {key!r}, which is not a {spawner_class.__name__} setting. Maybe misspelled?")
                 )
         except SecurityPolicyRefusal as refusal:
-            problems.append(ProfileProblem(slug, option, choice, refusal.log_message.split(":", 1)[-1].strip()))
+            settings: list[str] = []
+            for named in refusal.settings:
+                for setting in named[:1]:  # the most likely cause of each violation
+                    if setting not in settings:
+                        settings.append(setting)
+            problems.append(ProfileProblem(slug, option, choice, refusal.log_message.split(":", 1)[-1].strip(), tuple(settings)))
         except Exception as e:  # a broken override (unknown trait, bad type) is a problem too
             problems.append(ProfileProblem(slug, option, choice, f"cannot be rendered: {type(e).__name__}: {e}"))
     return problems
@@ -134,4 +164,73 @@ def fail_on_problems(config: Config, spawner_class=None, stream=sys.stderr) -> N
     sys.exit(1)
 
 
-__all__ = ["ProfileProblem", "SAMPLE_USER", "check_profiles", "fail_on_problems"]
+def load_time_problems(config: Config) -> list[str]:
+    """Every problem the load-time checks find in a hub config, ready to print.
+
+    In order: GPU profiles (well-formed), storage settings, entitlements (rules that parse and
+    name only profiles, options and choices that exist), then every profile and option choice
+    rendered for a sample user and checked like a spawn.
+    """
+    from .entitlements import check_entitlements
+    from .gpu import check_gpu_profiles
+    from .storage import storage_config_problems
+
+    problems = [str(p) for p in check_gpu_profiles(config)]
+    problems += storage_config_problems(config)
+    problems += check_entitlements(config)
+    if problems:
+        # A profile list with broken GPU or storage entries would only repeat them below.
+        return problems
+    return [str(p) for p in check_profiles(config)]
+
+
+def fail_on_load_time_problems(config: Config, stream=None) -> None:
+    """Print each load-time problem as ``FATAL: ...`` (stderr) and exit 1 if there are any."""
+    stream = stream or sys.stderr
+    try:
+        problems = load_time_problems(config)
+    except Exception as e:
+        print(f"WARNING: jhplatform could not check the configuration at start: {type(e).__name__}: {e}", file=stream)
+        return
+    if not problems:
+        log.info("jhplatform: load-time checks passed")
+        return
+    for problem in problems:
+        print(f"FATAL: {problem}", file=stream)
+    print(
+        "FATAL: jhplatform refuses to start with settings that cannot work or can never meet the "
+        "platform's security policy. Fix the settings named above (in z2jh values: "
+        "singleuser.profileList, hub.config or hub.extraConfig; see docs/security.md, docs/gpu.md, "
+        "docs/storage.md and docs/auth.md).",
+        file=stream,
+        flush=True,
+    )
+    sys.exit(1)
+
+
+def check_when_hub_starts(config: Config) -> bool:
+    """Schedule the load-time checks to run once the hub has loaded all its configuration.
+
+    Returns True when scheduled on the hub's running event loop. Outside a running loop (a
+    config file loaded by a plain script, e.g. a lint) nothing is scheduled and False is
+    returned: there is no "after the whole config" moment to wait for; ``jhplatform check``
+    runs the same checks on the final configuration instead.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        log.info("jhplatform: no running hub; load-time checks not scheduled")
+        return False
+    loop.call_soon(fail_on_load_time_problems, config)
+    return True
+
+
+__all__ = [
+    "ProfileProblem",
+    "SAMPLE_USER",
+    "check_profiles",
+    "check_when_hub_starts",
+    "fail_on_load_time_problems",
+    "fail_on_problems",
+    "load_time_problems",
+]

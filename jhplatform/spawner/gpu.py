@@ -6,15 +6,21 @@ module feeds the ledger from watches and applies its decisions at KubeSpawner's 
 
 - ``profile_list`` is validated when the config is loaded and normalized (each GPU profile gets
   its resource limit, toleration and node selection in ``kubespawner_override``);
-- the spawn form (``options_form``) is rendered per request and shows what is free;
+- what a profile asks for is :func:`jhplatform.policy.profiles.resolved_gpus` everywhere, so a
+  profile written the plain KubeSpawner way (``extra_resource_limits``) is a GPU profile too;
+- ``get_pod_manifest`` gives a pod that asks for a GPU the toleration of the taint named like
+  its resource (``gpu_default_toleration``, as GKE's ExtendedResourceToleration admission);
+- the spawn form (``options_form``) is rendered per request, from a template compiled once,
+  and shows what is free;
 - ``run_options_from_form`` (form submissions) and ``load_user_options`` (every spawn, the REST
   API's included) decide and reserve **synchronously**: there is no ``await`` between the
   ledger's decision and the reservation, so on the hub's single event loop two spawns can never
   both get the last GPU. A refusal is a form error or an HTTP 400 with a clear message, made
   before any Kubernetes request, and it does not count toward ``consecutive_failure_limit``;
 - ``_start`` turns an "exceeded quota" 403 from the apiserver into a clear message, stops a pod
-  the scheduler reports ``FailedScheduling … Insufficient <gpu>`` for, and releases the
-  reservation however the spawn ends.
+  the scheduler cannot place with a message by the real reason (no free GPU, or how the
+  cluster is set up: :mod:`jhplatform.policy.unschedulable`), and releases the reservation
+  however the spawn ends.
 
 Where the data comes from, with no Kubernetes request per decision:
 
@@ -31,6 +37,7 @@ See docs/gpu.md.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sys
 import time
@@ -52,12 +59,22 @@ from ..policy.profiles import (
     annotate_profiles,
     build_form_view,
     find_profile,
+    gpu_plans,
     gpu_problems,
     gpu_request,
     gpu_spec,
     gpu_specs,
+    gpu_tolerations,
     normalize_profiles,
+    suggest_alternative,
     validate_profiles,
+)
+from ..policy.unschedulable import (
+    REFUSAL_REASONS,
+    admin_fix,
+    classify_unschedulable,
+    unschedulable_condition,
+    user_message,
 )
 from ..policy.gpu_ledger import (
     REASONS,
@@ -69,7 +86,6 @@ from ..policy.gpu_ledger import (
     gpu_annotations,
     is_gpu_resource,
     render_message,
-    unschedulable_for_gpu,
 )
 
 # -- the process-wide ledger ------------------------------------------------------------------
@@ -95,7 +111,8 @@ def reset_gpu_ledger() -> GpuLedger:
 
 GPU_REFUSALS = Counter(
     "jhplatform_gpu_refusals",
-    "GPU spawns refused, by reason (user_cap, group_cap, quota, pool, nodes, quota_exceeded, unschedulable)",
+    "GPU spawns refused, by reason (user_cap, group_cap, quota, pool, nodes, quota_exceeded, unschedulable, "
+    "untolerated_taint, node_affinity, unschedulable_other)",
     ["reason"],
 )
 
@@ -202,6 +219,14 @@ class GpuNodeReflector(ResourceReflector):
 
     async def _list_and_update(self, resource_version=None):
         resp = await self.api.list_node(_request_timeout=self.request_timeout, _preload_content=False)
+        if resp.status >= 400:
+            # A refusal (403 without the nodes ClusterRole) must read as the apiserver's message.
+            body = await resp.read()
+            try:
+                message = json.loads(body).get("message") or body.decode(errors="replace")
+            except (ValueError, AttributeError):
+                message = body.decode(errors="replace")
+            raise RuntimeError(f"{resp.status}: {message}")
         data = json.loads(await resp.read())
         self.resources = {n["metadata"]["name"]: n for n in data["items"]}
         gpu_ledger().set_nodes(self.resources.values())
@@ -353,10 +378,31 @@ class GpuQuotaMixin(LoggingConfigurable):
         Seconds a GPU pod may stay unschedulable for lack of GPUs (``FailedScheduling …
         Insufficient nvidia.com/gpu``) before the spawn is stopped with a clear message. 0 (the
         default) stops it at once; raise it when a node autoscaler adds GPU nodes on demand.
+        Configuration problems (an untolerated taint, a node selector no node matches) do not
+        wait: they are stopped at once with a message that says so.
 
         Example::
 
             c.PlatformSpawner.gpu_unschedulable_timeout = 600
+        """,
+    )
+
+    gpu_default_toleration = Bool(
+        True,
+        config=True,
+        help="""
+        Give every pod that asks for a GPU a toleration of the GPU node pool's taint, as GKE's
+        ExtendedResourceToleration admission does: for each GPU resource the pod asks for
+        (``nvidia.com/gpu``, ``amd.com/gpu``, ...) ``{"key": <resource>, "operator": "Exists",
+        "effect": "NoSchedule"}`` (for MIG slices also ``nvidia.com/gpu``). On by default, so a
+        profile written the plain KubeSpawner way (``extra_resource_limits``) starts on a tainted
+        GPU pool. Pods without a GPU never get it. Turn it off when your GPU nodes are not
+        tainted or your profiles set their own tolerations; a profile can turn it off for
+        itself with ``kubespawner_override: {"gpu_default_toleration": False}``.
+
+        Example::
+
+            c.PlatformSpawner.gpu_default_toleration = False
         """,
     )
 
@@ -406,7 +452,11 @@ class GpuQuotaMixin(LoggingConfigurable):
         self._gpu_usage: Usage | None = None
         self._gpu_inner: asyncio.Future | None = None
         self._gpu_watch_task: asyncio.Task | None = None
-        self._gpu_unschedulable: str | None = None
+        self._gpu_unschedulable = None  # the scheduler's classified verdict that stopped the spawn
+        self._gpu_plans_cache = None
+        self._gpu_refused_profile: str | None = None  # slug of the profile this spawn asked for
+        self._gpu_spawn_profiles: list | None = None
+        self._gpu_profile_name = ""
 
     # -- sources --
 
@@ -414,18 +464,45 @@ class GpuQuotaMixin(LoggingConfigurable):
 
     def _gpu_sync_policy(self, profile_list) -> GpuLedger:
         ledger = gpu_ledger()
-        ledger.policy = Policy(
+        ledger.policy = self._gpu_policy()
+        ledger.namespace = self.namespace
+        for req in self._gpu_profile_requests(profile_list):
+            if (req.resource, req.type) not in ledger.kinds:
+                ledger.add_kind(req.resource, req.type, req.selector)
+        return ledger
+
+    def _gpu_policy(self) -> Policy:
+        """The ledger's caps and pools from this spawner's settings. The entitlements mixin
+        (jhplatform.spawner.entitlements) overrides it so per-user and per-group caps come from
+        the groups' entitlements when they are configured."""
+        return Policy(
             pools=dict(self.gpu_pools),
             user_limit=self.gpu_user_limit,
             user_limit_by_group=dict(self.gpu_user_limit_by_group),
             group_limits=dict(self.gpu_group_limits),
             capacity_from_nodes=self.gpu_capacity_from_nodes,
         )
-        ledger.namespace = self.namespace
-        for spec in gpu_specs(profile_list):
-            if (spec.resource, spec.type) not in ledger.kinds:
-                ledger.add_kind(spec.resource, spec.type, spec.selector)
-        return ledger
+
+    def _gpu_profile_requests(self, profile_list) -> list:
+        """Every GPU request a profile or choice of ``profile_list`` can make (for kinds and metrics)."""
+        return [r for plan in self._gpu_plans(profile_list) for r in plan.requests()]
+
+    def _gpu_plans(self, profile_list) -> list:
+        """What each profile can ask for (policy.profiles.gpu_plans), once per configuration.
+
+        A static ``profile_list`` is the same configured object on every render; the plans are
+        kept for it and the configured limits. A callable one is planned on each call.
+        """
+        base = self._gpu_base()
+        raw = self.profile_list
+        key = None if callable(raw) else (id(raw), repr(base), len(profile_list or []))
+        cached = self._gpu_plans_cache
+        if key is not None and cached is not None and cached[0] == key and cached[1] is raw:
+            return cached[2]
+        plans = gpu_plans(profile_list, base)
+        if key is not None:
+            self._gpu_plans_cache = (key, raw, plans)
+        return plans
 
     async def _gpu_start_optional(self, kind: str, reflector_class, **kwargs) -> None:
         # A missing RBAC rule must not break spawning: the apiserver still enforces quotas.
@@ -438,10 +515,17 @@ class GpuQuotaMixin(LoggingConfigurable):
             GpuQuotaMixin._gpu_failed_at.pop(key, None)
         except Exception as e:
             GpuQuotaMixin._gpu_failed_at[key] = time.monotonic()
+            # The failed reflector's first_load_future holds the error and nobody awaits it;
+            # read it so asyncio does not report "Future exception was never retrieved".
+            first_load = getattr(self.__class__.reflectors.get(key), "first_load_future", None)
+            if first_load is not None and first_load.done() and not first_load.cancelled():
+                first_load.exception()
             self.log.error(
                 "Cannot watch %s for GPU capacity (%s); GPU decisions go on without them and retry in 60 s. "
                 "Grant the hub get/list/watch on %s (helm-values/gpu-rbac.yaml) or turn off %s.",
-                kind, e, kind, "gpu_capacity_from_quotas" if kind == "resourcequotas" else "gpu_capacity_from_nodes",
+                # One line: an ApiException's text spans several (KubeSpawner logs the apiserver's message).
+                kind, f"{e.status} {e.reason}" if isinstance(e, ApiException) else e, kind,
+                "gpu_capacity_from_quotas" if kind == "resourcequotas" else "gpu_capacity_from_nodes",
             )
 
     async def _gpu_ensure_sources(self, profile_list) -> GpuLedger:
@@ -452,6 +536,10 @@ class GpuQuotaMixin(LoggingConfigurable):
             await self._gpu_start_optional("resourcequotas", GpuQuotaReflector, omit_namespace=self.enable_user_namespaces)
         if self.gpu_capacity_from_nodes:
             await self._gpu_start_optional("nodes", GpuNodeReflector)
+            if self._get_reflector_key("nodes") in GpuQuotaMixin._gpu_failed_at:
+                # Without the nodes watch there is no node data: capping by it would refuse every
+                # GPU spawn ("no GPUs available"), so decide as without gpu_capacity_from_nodes.
+                ledger.policy = dataclasses.replace(ledger.policy, capacity_from_nodes=False)
         return ledger
 
     async def _start_reflector(self, kind, reflector_class, replace=False, **kwargs):
@@ -478,10 +566,22 @@ class GpuQuotaMixin(LoggingConfigurable):
     def _gpu_groups(self) -> list[str]:
         return sorted(g.name for g in (getattr(self.user, "groups", None) or []))
 
-    @staticmethod
-    def _gpu_alternative(profile_list) -> str | None:
-        """The display name of the first profile without a GPU, to suggest in messages."""
-        return next((p.get("display_name") for p in profile_list if gpu_spec(p) is None and p.get("display_name")), None)
+    def _gpu_base(self) -> dict:
+        """The configured resource limits profile overrides merge into (before any override)."""
+        configured = getattr(self, "_configured", {}) or {}
+        return {
+            "extra_resource_limits": configured.get("extra_resource_limits", self.extra_resource_limits),
+            "extra_resource_guarantees": configured.get("extra_resource_guarantees", self.extra_resource_guarantees),
+        }
+
+    def _gpu_alternative(self, profile_list, refused: str | None = None) -> str | None:
+        """A profile without a GPU to suggest in messages; never ``refused`` (a slug)."""
+        return suggest_alternative(profile_list, refused, self._gpu_base(), self._gpu_plans(profile_list))
+
+    def _gpu_refused_slug(self, profile_list, options=None) -> str | None:
+        options = self.user_options if options is None else options
+        profile = find_profile(profile_list, (options or {}).get("profile")) if profile_list else None
+        return profile.get("slug") if profile is not None else None
 
     def _gpu_usage_for(self, resource: str, count: int, type_: str) -> Usage:
         return Usage.of(self.user.name, self.namespace, resource, count, type_, self._gpu_groups())
@@ -491,7 +591,8 @@ class GpuQuotaMixin(LoggingConfigurable):
 
         The count is what the pod will really ask for (``extra_resource_limits`` after profile,
         option and group overrides), so the ledger never counts something else than the quota
-        and the scheduler will. The type comes from the selected profile's ``gpu`` entry.
+        and the scheduler will. The type comes from the selected profile's ``gpu`` entry; the
+        node labels from it or from the profile's own ``node_selector`` (``resolved_gpus``).
         """
         profile = find_profile(profile_list, (self.user_options or {}).get("profile")) if profile_list else None
         spec = gpu_spec(profile) if profile is not None else None
@@ -506,7 +607,9 @@ class GpuQuotaMixin(LoggingConfigurable):
             return None
         if spec and spec.resource == resource:
             return resource, count, spec.type, spec.selector
-        return resource, count, "", ()
+        # A plain profile: the node labels its overrides select, as the form decided with.
+        planned = gpu_request(profile_list, self.user_options or {}, self._gpu_base()) if profile_list else None
+        return resource, count, "", planned.selector if planned is not None and planned.resource == resource else ()
 
     def _gpu_refusal(self, reason: str, message: str, detail: str = "") -> web.HTTPError:
         """The exception that refuses a spawn for ``reason`` with ``message`` for the user."""
@@ -554,19 +657,27 @@ class GpuQuotaMixin(LoggingConfigurable):
         return self._render_options_form(profile_list)
 
     def _render_options_form(self, profile_list):
-        # KubeSpawner's renderer, with each profile's GPU availability for the template.
+        # KubeSpawner's form, with each profile's GPU availability for the template. The form is
+        # rendered per request, so the template is compiled once (see compiled_form_template).
         profile_list = self._get_initialized_profile_list(profile_list)
         ledger = self._gpu_sync_policy(profile_list)
         view = ledger.view(self.user.name, self._gpu_groups(), self.namespace, key=self._gpu_pod_key(),
                            now=time.monotonic(), alternative=self._gpu_alternative(profile_list))
-        views = build_form_view(profile_list, view, self.user_options or {})
-        return super()._render_options_form(annotate_profiles(profile_list, views))
+        views = build_form_view(profile_list, view, self.user_options or {}, self._gpu_base(), self._gpu_plans(profile_list))
+        user_options = self.user_options or {}
+        if user_options:
+            try:
+                self._validate_user_options(profile_list)
+            except ValueError as e:
+                self.log.warning("Not pre-selecting saved user_options on the spawn form: they failed validation: %s", e)
+        template = compiled_form_template(self.profile_form_template, tuple(self.additional_profile_form_template_paths))
+        return template.render(profile_list=annotate_profiles(profile_list, views), user_options=self.user_options)
 
     async def run_options_from_form(self, form_data):
         options = await maybe_future(super().run_options_from_form(form_data))
         profile_list = await self._gpu_profile_list()
         ledger = await self._gpu_ensure_sources(profile_list)
-        request = gpu_request(profile_list, options)
+        request = gpu_request(profile_list, options, self._gpu_base())
         key = self._gpu_pod_key()
         # No await from here on: decide and reserve atomically.
         if request is None:
@@ -576,7 +687,7 @@ class GpuQuotaMixin(LoggingConfigurable):
         now = time.monotonic()
         decision = ledger.decide(self.user.name, self._gpu_groups(), request.resource, request.type, request.count,
                                  namespace=self.namespace, selector=request.selector, key=key, now=now,
-                                 alternative=self._gpu_alternative(profile_list))
+                                 alternative=self._gpu_alternative(profile_list, self._gpu_refused_slug(profile_list, options)))
         if not decision.allowed:
             # Raised before the spawn starts: the form shows the message, nothing is counted.
             raise self._gpu_refusal(decision.reason, decision.message, f"free={decision.free} total={decision.total}")
@@ -609,13 +720,17 @@ class GpuQuotaMixin(LoggingConfigurable):
         resource, count, type_, selector = request
         decision = ledger.decide(self.user.name, self._gpu_groups(), resource, type_, count, namespace=self.namespace,
                                  selector=selector, key=key, now=time.monotonic(),
-                                 alternative=self._gpu_alternative(profile_list))
+                                 alternative=self._gpu_alternative(profile_list, self._gpu_refused_slug(profile_list)))
         if not decision.allowed:
             ledger.release(key)
             raise self._gpu_refusal(decision.reason, decision.message, f"free={decision.free} total={decision.total}")
         self._gpu_usage = self._gpu_usage_for(resource, count, type_)
         ledger.reserve(key, self._gpu_usage)
         self._gpu_key = key
+        self._gpu_spawn_profiles = profile_list  # for the messages, also of a callable profile_list
+        self._gpu_refused_profile = self._gpu_refused_slug(profile_list)
+        self._gpu_profile_name = next((str(p.get("display_name") or p.get("slug")) for p in profile_list
+                                       if p.get("slug") == self._gpu_refused_profile), self._gpu_refused_profile or "")
         self._gpu_watch_task = asyncio.ensure_future(self._gpu_watch_scheduling(key, resource, type_))
 
     async def _make_create_pod_request(self, pod, request_timeout):
@@ -653,12 +768,39 @@ class GpuQuotaMixin(LoggingConfigurable):
 
     async def get_pod_manifest(self):
         pod = await super().get_pod_manifest()
+        if self.gpu_default_toleration:
+            self._gpu_add_tolerations(pod)
         usage = self._gpu_usage if self._gpu_spawning else None
         if usage is not None and usage.counts:
             resource, count = usage.counts[0]
             pod.metadata.annotations = {**(pod.metadata.annotations or {}),
                                         **gpu_annotations(resource, count, usage.type, usage.groups)}
         return pod
+
+    def _gpu_add_tolerations(self, pod) -> None:
+        """Tolerate the taint named like each GPU resource the pod asks for (ExtendedResourceToleration)."""
+        known = set(self.gpu_pools) | set(gpu_ledger().known_resources)
+        resources = set()
+        for c in list(pod.spec.containers or []) + list(pod.spec.init_containers or []):
+            res = c.resources
+            if res is None:
+                continue
+            names = set((res.limits or {}) if isinstance(res.limits, dict) else {}) | set((res.requests or {}) if isinstance(res.requests, dict) else {})
+            resources |= {n for n in names if is_gpu_resource(n, known)}
+        if not resources:
+            return
+        current = [self._to_toleration_dict(t) for t in pod.spec.tolerations or []]
+        extra = gpu_tolerations(resources, current)
+        if extra:
+            from kubernetes_asyncio.client.models import V1Toleration
+
+            pod.spec.tolerations = list(pod.spec.tolerations or []) + [V1Toleration(**t) for t in extra]
+
+    @staticmethod
+    def _to_toleration_dict(t) -> dict:
+        if isinstance(t, dict):
+            return t
+        return {"key": t.key, "operator": t.operator, "value": t.value, "effect": t.effect}
 
     async def _start(self):
         # KubeSpawner.start() only wraps _start() in a future it keeps for progress(); _start()
@@ -676,12 +818,15 @@ class GpuQuotaMixin(LoggingConfigurable):
             task = asyncio.current_task()
             if self._gpu_unschedulable is None or (task is not None and task.cancelling()):
                 raise
-            message = self._gpu_unschedulable_message()
+            verdict, spec, resources = self._gpu_unschedulable
+            message = self._gpu_unschedulable_message(verdict)
             try:
                 await self.stop(now=True)
             except Exception:
                 self.log.exception("Could not delete the unschedulable pod of %s", self._log_name)
-            raise self._gpu_refusal("unschedulable", message, f"scheduler: {self._gpu_unschedulable}") from None
+            detail = (f"Profile {self._gpu_profile_name!r} cannot be scheduled ({verdict.kind}). "
+                      f"Scheduler: {verdict.message} {admin_fix(verdict, spec, resources)}")
+            raise self._gpu_refusal(REFUSAL_REASONS[verdict.kind], message, detail) from None
         except ApiException as e:
             if e.status == 403 and "exceeded quota" in str(e.body or ""):
                 try:
@@ -703,23 +848,27 @@ class GpuQuotaMixin(LoggingConfigurable):
     def _gpu_quota_exceeded_message(self) -> str:
         type_ = self._gpu_usage.type if self._gpu_usage else ""
         return render_message(Decision(False, "quota_exceeded", "", None, None, 0, None, type=type_),
-                              self._gpu_alternative(self._gpu_static_profiles()))
+                              self._gpu_alternative(self._gpu_message_profiles(), self._gpu_refused_profile))
 
-    def _gpu_unschedulable_message(self) -> str:
+    def _gpu_unschedulable_message(self, verdict) -> str:
         type_ = self._gpu_usage.type if self._gpu_usage else ""
-        return render_message(Decision(False, "unschedulable", "", None, None, 0, None, type=type_),
-                              self._gpu_alternative(self._gpu_static_profiles()))
+        alternative = self._gpu_alternative(self._gpu_message_profiles(), self._gpu_refused_profile)
+        return user_message(verdict, self._gpu_profile_name, type_, alternative)
 
-    def _gpu_static_profiles(self) -> list:
+    def _gpu_message_profiles(self) -> list:
+        if self._gpu_spawn_profiles is not None:
+            return self._gpu_spawn_profiles
         profile_list = self._sorted_dict_values(self.profile_list)
-        return [] if callable(profile_list) else list(profile_list or [])
+        return [] if callable(profile_list) or not profile_list else self._get_initialized_profile_list(profile_list)
 
     async def _gpu_watch_scheduling(self, key: str, resource: str, type_: str) -> None:
-        """Stop the spawn when the scheduler reports no node with a free GPU for our pod.
+        """Stop the spawn when the scheduler cannot place our GPU pod, whatever the reason.
 
         Reads the pod's ``PodScheduled`` condition from the pod reflector (the scheduler writes
         the same message there as in its ``FailedScheduling`` event), every 0.25 s, until the
-        pod is bound to a node.
+        pod is bound to a node, and classifies it (jhplatform.policy.unschedulable): no free GPU
+        is a capacity refusal, an untolerated taint or a node selector that matches no node a
+        configuration refusal.
         """
         since = None
         try:
@@ -729,19 +878,45 @@ class GpuQuotaMixin(LoggingConfigurable):
                 pod = reflector.pods.get(key) if reflector is not None else None
                 if pod is not None and (pod.get("spec") or {}).get("nodeName"):
                     return
-                message = unschedulable_for_gpu(pod, resource)
+                message = unschedulable_condition(pod)
                 if message is None:
                     since = None
                     continue
                 now = time.monotonic()
                 since = since or now
-                if now - since >= self.gpu_unschedulable_timeout:
-                    self._gpu_unschedulable = message
+                verdict = classify_unschedulable(message, (resource,))
+                # Only a full pool can change by waiting (an autoscaler adding nodes).
+                if not verdict.is_capacity or now - since >= self.gpu_unschedulable_timeout:
+                    self._gpu_unschedulable = (verdict, pod.get("spec") or {}, (resource,))
                     if self._gpu_inner is not None and not self._gpu_inner.done():
                         self._gpu_inner.cancel()
                     return
         except asyncio.CancelledError:
             pass
+
+
+_FORM_TEMPLATES: dict = {}
+
+
+def compiled_form_template(source: str, paths: tuple[str, ...] = ()):
+    """The spawn form's Jinja template, compiled once per (template text, search paths).
+
+    KubeSpawner's ``_render_options_form`` builds a new Environment and compiles the template
+    on every call (about 95 % of a render): harmless when it renders once per spawner, costly
+    for a form rendered per request. Same loaders and JSON policy as KubeSpawner's; a
+    ``form.html`` found on ``additional_profile_form_template_paths`` is still reloaded when its
+    file changes (Jinja's own cache checks it).
+    """
+    from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader
+
+    key = (source, paths)
+    entry = _FORM_TEMPLATES.get(key)
+    if entry is None:
+        env = Environment(loader=ChoiceLoader([FileSystemLoader(list(paths)), PackageLoader("kubespawner", "templates")]))
+        env.policies["json.dumps_kwargs"] = {"sort_keys": False}
+        entry = _FORM_TEMPLATES[key] = (env, env.from_string(source) if source else None)
+    env, template = entry
+    return template if template is not None else env.get_template("form.html")
 
 
 def check_gpu_profiles(config) -> list[str]:

@@ -32,6 +32,8 @@ from traitlets import Bool, Callable, Enum, List, TraitError, Unicode, default, 
 
 from ..policy.security import HardeningPolicy, explain, harden, restricted_violations
 from ..policy.security.harden import hints
+from .culling import CullingFactsMixin
+from .entitlements import EntitlementsMixin
 from .gpu import GpuQuotaMixin
 from .storage import StorageMixin
 
@@ -44,11 +46,13 @@ class SecurityPolicyRefusal(Exception):
     ``jupyterhub_message`` is what the user sees; ``log_message`` is for the admin.
     """
 
-    def __init__(self, user_message: str, log_message: str, violations: list):
+    def __init__(self, user_message: str, log_message: str, violations: list, settings: list | None = None):
         super().__init__(log_message)
         self.jupyterhub_message = user_message
         self.log_message = log_message
         self.violations = violations
+        #: For each violation, the settings (``Class.trait``) that can have caused it, most likely first.
+        self.settings = settings or [[] for _ in violations]
 
 
 def _hook_chain(admin_hook):
@@ -68,7 +72,7 @@ def _hook_chain(admin_hook):
     return platform_modify_pod_hook
 
 
-class PlatformSpawner(GpuQuotaMixin, StorageMixin, KubeSpawner):
+class PlatformSpawner(CullingFactsMixin, EntitlementsMixin, GpuQuotaMixin, StorageMixin, KubeSpawner):
     """KubeSpawner with PSS "restricted" hardening that no profile, override, option or hook
     can weaken."""
 
@@ -316,9 +320,11 @@ class PlatformSpawner(GpuQuotaMixin, StorageMixin, KubeSpawner):
         # Violations the admin's modify_pod_hook introduced name the hook first.
         from_hook = set() if before_hook is None else set(violations) - set(restricted_violations(before_hook))
         lines = []
+        explained = []
         for v in violations:
             hook = ["KubeSpawner.modify_pod_hook"] if v in from_hook else []
             settings = explain(v, pod, hook + self._changed_settings())
+            explained.append(settings)
             lines.append(f"  - {v} [check {v.check}; set by: {', '.join(settings[:3])}]")
         profile = self.user_options.get("profile") if isinstance(self.user_options, dict) else None
         who = f"{self.user.name}/{self.name}" if self.name else self.user.name
@@ -350,4 +356,4 @@ class PlatformSpawner(GpuQuotaMixin, StorageMixin, KubeSpawner):
             "Please pick another profile or contact your hub admin, who can see the details in "
             "the hub log."
         )
-        raise SecurityPolicyRefusal(user_message, log_message, violations)
+        raise SecurityPolicyRefusal(user_message, log_message, violations, explained)

@@ -35,8 +35,9 @@ Figures (goal: a decision < 1 ms median):
      raw + ``json.loads`` + the sum).
 
 4. **The race** of tests/contract/test_gpu_quota_hub.py, 20 rounds on one real JupyterHub
-   (PlatformSpawner, configurable-http-proxy) against the emulator: 100 concurrent REST spawns
-   for 8 free A100s (ResourceQuota ``requests.nvidia.com/gpu: 8``). Per round: servers running,
+   (PlatformSpawner, configurable-http-proxy) against the emulator's default tainted pool: 100
+   concurrent REST spawns of the plain KubeSpawner GPU profile (``extra_resource_limits`` only)
+   for 8 free GPUs (ResourceQuota ``requests.nvidia.com/gpu: 8``). Per round: servers running,
    refusals, pods Pending, timings, quota requests made by decisions (expected: none), and the
    ``jhplatform_gpus_*`` metrics before and after. The scenario is replicated here (the test's
    code lives in a pytest test function and fixtures).
@@ -567,10 +568,12 @@ async def api_baseline(server: DevCluster, groups_of: dict, seed: int, n_quota: 
 # -- 4: the race ---------------------------------------------------------------------------------
 
 RACE_NS = "gpu"
-RACE_PROFILES = PROFILES[:3]
-QUOTA_FULL_8 = "All 8 A100 GPUs are in use (yours: 0). Pick the CPU profile or try again later."
-IN_USE = 'jhplatform_gpus_in_use{resource="nvidia.com/gpu",type="A100"}'
-FREE = 'jhplatform_gpus_free{resource="nvidia.com/gpu",type="A100"}'
+# The plain KubeSpawner GPU profile (no gpu: entry, no toleration), as the race uses it
+# on the emulator's default tainted pool.
+RACE_PROFILES = PROFILES[:3] + [{"display_name": "GPU", "slug": "gpu", "kubespawner_override": {"extra_resource_limits": {GPU: "1"}}}]
+QUOTA_FULL_8 = "All 8 GPUs are in use (yours: 0). Pick the CPU profile or try again later."
+IN_USE = 'jhplatform_gpus_in_use{resource="nvidia.com/gpu",type=""}'
+FREE = 'jhplatform_gpus_free{resource="nvidia.com/gpu",type=""}'
 
 
 async def race(server: DevCluster, rounds: int) -> dict:
@@ -631,7 +634,7 @@ c.JupyterHub.tornado_settings = {{"slow_spawn_timeout": 60}}
                 assert r.status == 200
 
         async def spawn(user):
-            return await hub.request("POST", f"/users/{user}/server", {"profile": "a100"})
+            return await hub.request("POST", f"/users/{user}/server", {"profile": "gpu"})
 
         async def stop(user):
             status, body = await hub.request("DELETE", f"/users/{user}/server")

@@ -30,6 +30,7 @@ import pytest
 from aiohttp import web
 
 from helpers import REPO
+from hubrbac import HUB_NAMESPACE, HUB_SERVICE_ACCOUNT
 from hubstack import HubStack
 from jhplatform.devcluster.nodes import parse_nodes
 
@@ -116,7 +117,7 @@ c.KubeSpawner.start_timeout = 30
 c.PlatformSpawner.gpu_user_limit = 1
 c.PlatformSpawner.gpu_pools = {{"A100": 8, "H100": 1}}
 """
-    stack = HubStack(tmp_path, cluster.write_kubeconfig(tmp_path / "kubeconfig"), config, spawner_class="jhplatform")
+    stack = HubStack(tmp_path, cluster.write_serviceaccount_kubeconfig(tmp_path / "kubeconfig", HUB_NAMESPACE, HUB_SERVICE_ACCOUNT), config, spawner_class="jhplatform")
     await stack.start()
     try:
         yield stack

@@ -16,6 +16,7 @@ import os
 import pytest
 
 from helpers import wait_for
+from hubrbac import HUB_NAMESPACE, HUB_SERVICE_ACCOUNT
 from hubstack import HubStack
 
 pytestmark = pytest.mark.e2e
@@ -38,7 +39,7 @@ def pid_alive(pid: int) -> bool:
 
 
 async def test_spawn_through_hub_and_proxy(process_cluster, tmp_path, chp_path):
-    kubeconfig = process_cluster.write_kubeconfig(tmp_path / "kubeconfig")
+    kubeconfig = process_cluster.write_serviceaccount_kubeconfig(tmp_path / "kubeconfig", HUB_NAMESPACE, HUB_SERVICE_ACCOUNT)
     hub = HubStack(tmp_path, kubeconfig, HOME_CONFIG)
     await hub.start()
     try:

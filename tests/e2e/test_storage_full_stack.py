@@ -24,6 +24,7 @@ import sys
 import pytest
 
 from helpers import wait_for
+from hubrbac import HUB_NAMESPACE, HUB_SERVICE_ACCOUNT
 from hubstack import HubStack
 
 pytestmark = pytest.mark.e2e
@@ -62,7 +63,8 @@ c.JupyterHub.load_roles[0]["scopes"].append("admin:groups")
 
 
 async def _hub(cluster, tmp_path, extra: str):
-    stack = HubStack(tmp_path, cluster.write_kubeconfig(tmp_path / "kubeconfig"), extra, spawner_class="jhplatform")
+    kubeconfig = cluster.write_serviceaccount_kubeconfig(tmp_path / "kubeconfig", HUB_NAMESPACE, HUB_SERVICE_ACCOUNT)
+    stack = HubStack(tmp_path, kubeconfig, extra, spawner_class="jhplatform")
     await stack.start()
     return stack
 
@@ -194,9 +196,10 @@ async def test_deleting_the_user_keeps_the_claim(hub, process_cluster, tmp_path)
     assert (ada.claim_dir / "thesis.tex").read_text() == "\\chapter{Results}\n"
     assert "Keeping home claim default/claim-ada of ada, which is being deleted" in hub.log_path.read_text()
 
-    # The admin finds it with the orphaned-claims command (the operator token has list:users).
-    # (A subprocess, awaited: the emulator answering it runs in this event loop.)
-    kubeconfig = tmp_path / "kubeconfig"
+    # The admin finds it with the orphaned-claims command (the operator token has list:users),
+    # with the admin's kubeconfig, not the hub's. (A subprocess, awaited: the emulator answering
+    # it runs in this event loop.)
+    kubeconfig = process_cluster.write_kubeconfig(tmp_path / "admin.kubeconfig")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "jhplatform.cli", "orphaned-claims", "--hub-url", hub.url, "--token", hub.token,
         "--kubeconfig", str(kubeconfig), "--json",

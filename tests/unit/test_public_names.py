@@ -3,7 +3,8 @@
 We test these aspects:
 - every public name imports from the path docs/architecture.md documents for it;
 - the ``jhplatform`` entry point in ``jupyterhub.spawners`` loads PlatformSpawner, and so does
-  JupyterHub's own loader for ``spawner_class = "jhplatform"``;
+  JupyterHub's own loader for ``spawner_class = "jhplatform"``; the same for PlatformAuthenticator
+  in ``jupyterhub.authenticators`` and ``authenticator_class = "jhplatform"``;
 - every ``c.PlatformSpawner.*`` trait an admin may have set is still a configurable trait;
 - the ``jhplatform`` console script and ``python -m jhplatform.cli`` answer.
 """
@@ -24,16 +25,22 @@ PUBLIC = [
     ("jhplatform.spawner.checks", "fail_on_problems"),
     ("jhplatform.spawner.gpu", "fail_on_gpu_problems"),
     ("jhplatform.spawner.storage", "fail_on_storage_problems"),
+    ("jhplatform.spawner.entitlements", "fail_on_entitlement_problems"),
+    ("jhplatform.auth", "PlatformAuthenticator"),
+    ("jhplatform.policy.entitlements", "parse_entitlements"),
     ("jhplatform.policy.security", "restricted_violations"),
     ("jhplatform.policy.security", "harden"),
     ("jhplatform.devcluster", "DevCluster"),
     ("jhplatform.cli", "main"),
+    ("jhplatform.culler", "CullerService"),
+    ("jhplatform.culler.hubconfig", "register_culler"),
+    ("jhplatform.policy.culling", "CullPolicy"),
 ]
 
 #: The PlatformSpawner traits admins configure (docs/security.md, storage.md, gpu.md).
 PLATFORM_TRAITS = [
     "gpu_capacity_from_nodes", "gpu_capacity_from_quotas", "gpu_form_reservation_seconds",
-    "gpu_group_limits", "gpu_pools", "gpu_unschedulable_timeout", "gpu_user_limit",
+    "default_entitlement", "entitlements", "gpu_group_limits", "gpu_pools", "gpu_unschedulable_timeout", "gpu_user_limit",
     "gpu_user_limit_by_group", "home_dir", "read_only_root_filesystem", "scratch_path",
     "scratch_size_limit", "seccomp_profile", "security_mode", "shared_datasets", "shm_size_limit",
     "writable_paths", "writable_paths_size_limit",
@@ -55,6 +62,18 @@ def test_entry_point_loads_platform_spawner():
     assert ep.load() is PlatformSpawner
     hub = JupyterHub(spawner_class="jhplatform")
     assert hub.spawner_class is PlatformSpawner
+
+
+def test_entry_point_loads_platform_authenticator():
+    from jupyterhub.app import JupyterHub
+
+    from jhplatform.auth import PlatformAuthenticator
+
+    (ep,) = [ep for ep in entry_points(group="jupyterhub.authenticators") if ep.name == "jhplatform"]
+    assert ep.value == "jhplatform.auth:PlatformAuthenticator"
+    assert ep.load() is PlatformAuthenticator
+    hub = JupyterHub(authenticator_class="jhplatform")
+    assert hub.authenticator_class is PlatformAuthenticator
 
 
 @pytest.mark.parametrize("trait", PLATFORM_TRAITS)

@@ -499,6 +499,10 @@ def _restricted_volumes(meta: dict, spec: dict) -> Violation | None:
     for v in _l(spec.get("volumes")):
         if not isinstance(v, dict) or any(v.get(k) is not None for k in _ALLOWED_VOLUME_SOURCES):
             continue
+        if not any(val is not None for k, val in v.items() if k != "name"):
+            # A volume naming no source is defaulted to emptyDir by the apiserver
+            # (SetDefaults_Volume), which restricted allows.
+            continue
         bad.append(_s(v.get("name")))
         kinds.add(next((k for k in _KNOWN_VOLUME_SOURCES if v.get(k) is not None), "unknown"))
     if not bad:

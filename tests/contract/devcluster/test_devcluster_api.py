@@ -74,7 +74,8 @@ def pod_body(name: str, image: str = "busybox:1.36", **spec) -> dict:
 @pytest.fixture
 async def api(cluster):
     cfg = client.Configuration()
-    await config.load_kube_config(config_file=os.environ["KUBECONFIG"], client_configuration=cfg)
+    # The emulator's API itself is under test here: act as the cluster admin.
+    await config.load_kube_config(config_file=str(cluster.admin_kubeconfig), client_configuration=cfg)
     async with client.ApiClient(configuration=cfg) as api_client:
         yield api_client
 
@@ -115,7 +116,7 @@ class Raw:
 
 @pytest.fixture
 async def raw(cluster):
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {cluster.tokens.admin_token}"}) as session:
         yield Raw(session, cluster.url)
 
 

@@ -45,7 +45,7 @@ def fast(config: dict | None = None) -> dict:
 
 @pytest.fixture
 async def http(cluster):
-    async with aiohttp.ClientSession(base_url=cluster.url) as session:
+    async with aiohttp.ClientSession(base_url=cluster.url, headers={"Authorization": f"Bearer {cluster.tokens.admin_token}"}) as session:
         yield session
 
 
@@ -160,6 +160,7 @@ async def test_hang_on_pod_create_is_retried(cluster):
 
 
 async def test_hang_on_namespace_create_fails_start(cluster):
+    cluster.hub_rbac.grant_user_namespaces()
     cluster.faults.add(verb="create", resource="namespaces", hang=4, count=1)
     spawner = make_spawner(KubeSpawner, config=fast({"enable_user_namespaces": True}))
     assert spawner.namespace == "user-start"

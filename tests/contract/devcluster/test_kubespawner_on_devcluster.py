@@ -135,6 +135,7 @@ async def test_named_server(cluster):
 
 
 async def test_user_namespaces(cluster):
+    cluster.hub_rbac.grant_user_namespaces()
     spawner = make_spawner(
         KubeSpawner, config=fast({"enable_user_namespaces": True, "storage_pvc_ensure": True, "storage_capacity": "1Gi"})
     )

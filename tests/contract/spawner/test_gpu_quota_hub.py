@@ -6,7 +6,8 @@ each, tainted ``nvidia.com/gpu``. Notebook servers are a stub HTTP responder (``
 points the hub at it), so spawns end "ready" without running Jupyter.
 
 We test these aspects:
-- the spawn form, fetched as the user: per GPU profile and choice what is free, ``disabled``
+- the spawn form, fetched as the user: per GPU profile (the plain KubeSpawner one too) and
+  choice what is free, ``disabled``
   with the reason for what the user cannot have, fresh on every request (a stop frees the GPU);
   a refused form submission shows the message on the form;
 - REST refusals (400) with their exact messages for the quota, the per-user limit (across
@@ -15,16 +16,26 @@ We test these aspects:
   watch lagged) becomes a clear 400, with nothing left behind;
 - a GPU pod the scheduler reports ``FailedScheduling … Insufficient nvidia.com/gpu`` for is
   stopped within 10 s with a clear message;
+- a profile whose node selector matches no node, and one whose default toleration is turned
+  off, are each stopped within 10 s with the configuration message (never "no free GPU"),
+  counted in the refusal metric by reason, with the profile, the scheduler's message and the
+  fix in the hub log, and not counted toward ``consecutive_failure_limit``;
 - 10 consecutive refusals with ``consecutive_failure_limit = 5`` leave the hub running;
-- the race: 100 concurrent REST spawns with 8 GPUs free end with exactly 8 servers running,
-  92 clear refusals and no pod Pending, with no quota request per decision; the metrics
-  show 8 in use, then 8 free again after the servers stop (run 3 times);
+- the race, with the plain KubeSpawner GPU profile (``extra_resource_limits`` only, no ``gpu:``
+  entry, no toleration) on the default tainted pool: 100 concurrent REST spawns with 8 GPUs
+  free end with exactly 8 servers running, 92 clear refusals and no pod Pending, with no quota
+  request per decision; the metrics show 8 in use, then 8 free again after the servers stop
+  (run 3 times);
+- the same race under z2jh's hub settings (``slow_spawn_timeout: 0``, z2jh-hub-loader.md step
+  3): every REST spawn answers 202, 8 servers run, each of the 92 progress streams ends with
+  the refusal's message, and the hub stays up;
 - after a hub restart the ledger is rebuilt from the running pods.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections import Counter
@@ -34,6 +45,7 @@ import pytest
 from aiohttp import web
 
 from helpers import wait_for
+from hubrbac import HUB_NAMESPACE, HUB_SERVICE_ACCOUNT
 from hubstack import HubStack
 
 pytestmark = pytest.mark.contract
@@ -54,7 +66,16 @@ PROFILES = [
             "1": {"display_name": "1 GPU", "default": True}, "2": {"display_name": "2 GPUs"}, "4": {"display_name": "4 GPUs"}}}},
     },
 ]
-QUOTA_FULL_8 = "All 8 A100 GPUs are in use (yours: 0). Pick the CPU profile or try again later."
+# The plain KubeSpawner way, as the seeds and z2jh's docs write a GPU profile.
+PLAIN_GPU = {"display_name": "GPU", "slug": "gpu", "description": "One GPU",
+             "kubespawner_override": {"extra_resource_limits": {GPU: "1"}}}
+# Configuration mistakes: a GPU type no node has, and a profile that turned the toleration off.
+NO_SUCH_NODE = {"display_name": "H100", "slug": "h100",
+                "kubespawner_override": {"extra_resource_limits": {GPU: "1"}, "node_selector": {PRODUCT: "NVIDIA-H100-80GB-HBM3"}}}
+NO_TOLERATION = {"display_name": "GPU (untolerated)", "slug": "untolerated",
+                 "kubespawner_override": {"extra_resource_limits": {GPU: "1"}, "gpu_default_toleration": False}}
+PROFILES = PROFILES + [PLAIN_GPU, NO_SUCH_NODE, NO_TOLERATION]
+QUOTA_FULL_8 = "All 8 GPUs are in use (yours: 0). Pick the CPU profile or try again later."
 
 
 @pytest.fixture
@@ -84,7 +105,7 @@ def hub_config(port: int, extra: str = "") -> str:
 c.KubeSpawner.namespace = {NS!r}
 c.KubeSpawner.profile_list = {PROFILES!r}
 c.KubeSpawner.get_pod_url = lambda spawner, pod: "http://127.0.0.1:{port}"
-c.KubeSpawner.start_timeout = 30
+c.KubeSpawner.start_timeout = 60
 c.Spawner.consecutive_failure_limit = 5
 c.JupyterHub.allow_named_servers = True
 c.JupyterHub.load_roles.append({{"name": "gpu-tests", "scopes": ["admin:groups", "read:metrics"], "services": ["operator"]}})
@@ -98,7 +119,7 @@ async def start_hub(cluster, tmp_path, chp_path, notebook_stub):
     async def start(extra: str = "", gpus: int | None = 8) -> HubStack:
         if not hubs:
             gpu_namespace(cluster, gpus)
-        hub = HubStack(tmp_path, cluster.write_kubeconfig(tmp_path / "kubeconfig"), hub_config(notebook_stub, extra), spawner_class="jhplatform")
+        hub = HubStack(tmp_path, cluster.write_serviceaccount_kubeconfig(tmp_path / "kubeconfig", HUB_NAMESPACE, HUB_SERVICE_ACCOUNT), hub_config(notebook_stub, extra), spawner_class="jhplatform")
         await hub.start()
         hubs.append(hub)
         return hub
@@ -231,6 +252,9 @@ async def test_form_shows_availability_and_disabled_reasons(start_hub, cluster):
     assert page["profile-a100"]["data-gpu-free"] == "2" and page["profile-a100"]["data-gpu-total"] == "2"
     assert page.text("gpu-availability-a100") == "2 of 2 A100 free · you use 0 of 1"
     assert "checked" in page["profile-item-cpu"]
+    # The plain KubeSpawner GPU profile is a GPU profile on the form too.
+    assert (page["profile-gpu"]["data-gpu-resource"], page["profile-gpu"]["data-gpu-available"]) == (GPU, "true")
+    assert page.text("gpu-availability-gpu") == "2 of 2 GPUs free · you use 0 of 1"
 
     status, _ = await spawn(hub, "bob", {"profile": "a100"})
     assert status in (201, 202)
@@ -257,6 +281,8 @@ async def test_form_shows_availability_and_disabled_reasons(start_hub, cluster):
     assert "disabled" in page["profile-item-a100"] and "disabled" in page["profile-item-a100-multi"]
     assert page.text("gpu-availability-a100") == "0 of 2 A100 free · you use 0 of 1"
     assert page.text("gpu-reason-a100") == "All 2 A100 GPUs are in use (yours: 0 of 1). Pick the CPU profile or try again later."
+    assert "disabled" in page["profile-item-gpu"] and page["profile-gpu"]["data-gpu-reason"] == "quota"
+    assert page.text("gpu-reason-gpu") == "All 2 GPUs are in use (yours: 0 of 1). Pick the CPU profile or try again later."
     assert "checked" in page["profile-item-cpu"]
 
     # Submitting the GPU profile anyway: the form comes back with the message, nothing starts.
@@ -406,8 +432,8 @@ async def metrics(hub: HubStack) -> dict[str, float]:
     return out
 
 
-IN_USE = 'jhplatform_gpus_in_use{resource="nvidia.com/gpu",type="A100"}'
-FREE = 'jhplatform_gpus_free{resource="nvidia.com/gpu",type="A100"}'
+IN_USE = 'jhplatform_gpus_in_use{resource="nvidia.com/gpu",type=""}'
+FREE = 'jhplatform_gpus_free{resource="nvidia.com/gpu",type=""}'
 REFUSED_QUOTA = 'jhplatform_gpu_refusals_total{reason="quota"}'
 
 
@@ -426,7 +452,7 @@ async def test_race_100_spawns_for_8_gpus(start_hub, cluster, round_):
 
     mark = len(cluster.requests)
     started = time.monotonic()
-    results = await asyncio.gather(*(spawn(hub, u, {"profile": "a100"}) for u in users))
+    results = await asyncio.gather(*(spawn(hub, u, {"profile": "gpu"}) for u in users))
     answered = time.monotonic() - started
     accepted = [u for u, (status, _) in zip(users, results) if status in (201, 202)]
     refused = [body for status, body in results if status == 400]
@@ -440,6 +466,7 @@ async def test_race_100_spawns_for_8_gpus(start_hub, cluster, round_):
     running = pods(cluster)
     assert sorted(p["metadata"]["name"] for p in running) == sorted(f"jupyter-{u}" for u in accepted)
     assert [p["status"]["phase"] for p in running] == ["Running"] * 8, "no pod Pending"
+    assert all({"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in p["spec"]["tolerations"] for p in running)
     assert cluster.cluster.get("resourcequotas", NS, "gpu-quota")["status"]["used"][f"requests.{GPU}"] == "8"
 
     window = requests_since(cluster, mark)
@@ -500,3 +527,83 @@ async def test_ledger_rebuilt_from_pods_after_hub_restart(start_hub, cluster):
     status, _ = await spawn(hub, "ada", {"profile": "a100"})
     assert status in (201, 202)
     await hub.wait_ready("ada")
+
+
+async def test_race_under_z2jh_hub_settings(start_hub, cluster):
+    # z2jh-hub-loader.md step 3: c.JupyterHub.tornado_settings = {"slow_spawn_timeout": 0}, so a
+    # REST spawn answers 202 at once and a refusal is the failed event of the progress stream.
+    hub = await start_hub("c.JupyterHub.tornado_settings = {'slow_spawn_timeout': 0}\n")
+    users = [f"z2jh{i:03d}" for i in range(100)]
+    await create_users(hub, *users)
+    await spawn_page(hub, users[0])
+    results = await asyncio.gather(*(spawn(hub, u, {"profile": "gpu"}) for u in users))
+    assert Counter(status for status, _ in results) == {202: 100}
+
+    async def settled():
+        # One request for all users (100 pollers would compete with the spawns for the hub).
+        status, models = await hub.request("GET", "/users?limit=200")
+        assert status == 200, models
+        mine = [m for m in models if m["name"] in users]
+        return len(mine) == 100 and not any(m.get("pending") or any(s.get("pending") for s in (m.get("servers") or {}).values())
+                                            for m in mine)
+
+    await wait_for(settled, 120, 1, message="every spawn settled")
+    running = pods(cluster)
+    assert len(running) == 8 and [p["status"]["phase"] for p in running] == ["Running"] * 8, "no pod Pending"
+    winners = {p["metadata"]["annotations"]["hub.jupyter.org/username"] for p in running}
+
+    async def last_event(user):
+        status, stream = await hub.request("GET", f"/users/{user}/server/progress")
+        assert status == 200, stream
+        events = [line[len("data: "):] for line in stream.splitlines() if line.startswith("data: ")]
+        return json.loads(events[-1])
+
+    finals = dict(zip(users, await asyncio.gather(*(last_event(u) for u in users))))
+    refused = {u: e for u, e in finals.items() if u not in winners}
+    assert len(refused) == 92
+    assert {(e.get("failed"), e.get("message")) for e in refused.values()} == {(True, f"Spawn failed: {QUOTA_FULL_8}")}
+    assert all(finals[u].get("ready") for u in winners)
+    await asyncio.sleep(3)  # JupyterHub exits 2 s after reaching consecutive_failure_limit (5)
+    assert hub.proc.poll() is None, hub.log_tail()
+    assert (await hub.request("GET", "/"))[0] == 200
+
+
+CONFIG_MESSAGE = ("The {name} profile cannot start because of how the cluster is set up, so your server was stopped. "
+                  "Your hub admin can see the details in the hub log. Pick the CPU profile.")
+MISCONFIGURED = [
+    ("node-selector-matches-no-node", "h100", "H100", "node_affinity",
+     "node(s) didn't match Pod's node affinity/selector", "nvidia.com/gpu.product=NVIDIA-H100-80GB-HBM3"),
+    ("toleration-turned-off", "untolerated", "GPU (untolerated)", "untolerated_taint",
+     "node(s) had untolerated taint {nvidia.com/gpu: present}", "'key': 'nvidia.com/gpu', 'operator': 'Exists'"),
+]
+
+
+@pytest.mark.parametrize("slug, name, reason, scheduler_says, fix", [m[1:] for m in MISCONFIGURED], ids=[m[0] for m in MISCONFIGURED])
+async def test_misconfigured_profile_is_refused_within_10s(start_hub, cluster, slug, name, reason, scheduler_says, fix):
+    # With a limit of 1, one counted failure would make the hub exit 2 s later.
+    hub = await start_hub("c.Spawner.consecutive_failure_limit = 1\n")
+    await create_users(hub, "ada")
+    before = await metrics(hub)
+    started = time.monotonic()
+    status, body = await spawn(hub, "ada", {"profile": slug})
+    await wait_for(lambda: cluster.cluster.store.find("pods", NS, "jupyter-ada") is None, 10, message="the pod deleted")
+    elapsed = time.monotonic() - started
+    print(f"{slug}: refused {elapsed:.2f} s after the spawn request")
+    assert elapsed < 10
+    assert (status, body["message"]) == (400, CONFIG_MESSAGE.format(name=name))
+    assert "free" not in body["message"]
+    after = await metrics(hub)
+    key = f'jhplatform_gpu_refusals_total{{reason="{reason}"}}'
+    assert after[key] - before.get(key, 0) == 1
+    log = hub.log_path.read_text()
+    line = next(l for l in log.splitlines() if "GPU spawn refused" in l and reason in l)
+    assert f"Profile {name!r}" in line and scheduler_says in line and fix in line, line
+    _, model = await hub.request("GET", "/users/ada")
+    assert model["servers"] == {}
+
+    async def released():
+        return (await metrics(hub))[FREE] == 8
+
+    await wait_for(released, 10, message="the reservation released")
+    await asyncio.sleep(3)  # JupyterHub exits 2 s after reaching consecutive_failure_limit
+    assert hub.proc.poll() is None and "Aborting due to" not in hub.log_path.read_text(), hub.log_tail()

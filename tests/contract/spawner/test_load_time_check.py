@@ -5,7 +5,10 @@ We test these aspects:
 - a profile (and a single profile-option choice) that can never be compliant is reported naming
   the profile, the option/choice, the violation and the ``Class.trait`` behind it;
 - ``fail_on_problems`` prints z2jh-style FATAL lines and exits 1; warn mode does not;
-- a profile override naming a setting that does not exist is reported, not crashed on.
+- a profile override naming a setting that does not exist is reported, not crashed on;
+- ``check_when_hub_starts`` outside a running event loop (a config file loaded by a plain
+  script) schedules nothing and says so (inside the hub it is tested through z2jh's loader in
+  tests/contract/dropin/test_z2jh_loader.py).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import io
 import pytest
 from traitlets.config import Config
 
-from jhplatform.spawner.checks import check_profiles, fail_on_problems
+from jhplatform.spawner.checks import check_profiles, check_when_hub_starts, fail_on_problems
 
 ROOT_INIT = {"name": "fix-perms", "image": "busybox:1.36", "command": ["chown", "-R", "1000", "/home/jovyan"],
              "securityContext": {"runAsUser": 0}}
@@ -92,3 +95,10 @@ async def test_override_with_a_bad_value_reported(cluster):
     assert len(problems) == 1
     assert problems[0].message.startswith("cannot be rendered: TraitError: ")
     assert "mem_limit" in problems[0].message
+
+
+def test_check_when_hub_starts_without_a_running_loop(caplog):
+    bad = [{"display_name": "Root", "slug": "root", "kubespawner_override": {"uid": 0}}]
+    with caplog.at_level("INFO", logger="jhplatform.spawner.checks"):
+        assert check_when_hub_starts(make_config(bad)) is False
+    assert "no running hub; load-time checks not scheduled" in caplog.text

@@ -9,6 +9,10 @@ We test these aspects:
 - the default pod and a GPU profile pod: complete pod and container securityContexts, the
   full volumes list and mounts (the GPU pod's memory-backed ``/dev/shm`` included), resources,
   tolerations; restricted_violations(final) == [];
+- the default GPU toleration (ExtendedResourceToleration's): a plain KubeSpawner GPU profile
+  without tolerations gets one per GPU resource (the vendor's for MIG too), appended to the
+  configured tolerations; none when one already tolerates the taint, when a profile or the hub
+  turns it off, or for a CPU pod;
 - one compliant spawn per override source, asserting whole sub-dicts of the final pod:
   profile ``kubespawner_override``, ``profile_options`` choices, an ``unlisted_choice``
   (``{value}`` rendered into the override), JupyterHub 5.3+ ``apply_user_options`` (user
@@ -197,6 +201,30 @@ async def test_gpu_profile_pod(secure):
     # GPU pods also get a memory-backed /dev/shm (StorageMixin), added before hardening.
     assert pod["spec"]["volumes"] == [SHM_VOLUME] + SCRATCH_VOLUMES
     assert notebook(pod)["volumeMounts"] == [SHM_MOUNT] + SCRATCH_MOUNTS
+
+
+DEDICATED = {"key": "hub.jupyter.org/dedicated", "operator": "Equal", "value": "user", "effect": "NoSchedule"}
+MIG = "nvidia.com/mig-1g.10gb"
+PLAIN = {"display_name": "Plain GPU", "slug": "plain", "kubespawner_override": {"extra_resource_limits": {"nvidia.com/gpu": "1"}}}
+PLAIN_OFF = {"display_name": "No toleration", "slug": "off",
+             "kubespawner_override": {"extra_resource_limits": {"nvidia.com/gpu": "1"}, "gpu_default_toleration": False}}
+PLAIN_MIG = {"display_name": "MIG", "slug": "mig", "kubespawner_override": {"extra_resource_limits": {MIG: "1"}}}
+DEFAULT_TOLERATIONS = [
+    ("plain-profile", "plain", {}, [DEDICATED, GPU_TOLERATION]),
+    ("mig", "mig", {}, [DEDICATED, {"key": MIG, "operator": "Exists", "effect": "NoSchedule"}, GPU_TOLERATION]),
+    ("already-tolerated", "gpu", {}, [GPU_TOLERATION]),  # the profile's list replaces the configured one
+    ("profile-turns-it-off", "off", {}, [DEDICATED]),
+    ("hub-turns-it-off", "plain", {"gpu_default_toleration": False}, [DEDICATED]),
+    ("cpu-pod", "cpu", {}, [DEDICATED]),
+]
+
+
+@pytest.mark.parametrize("profile, extra, tolerations", [t[1:] for t in DEFAULT_TOLERATIONS], ids=[t[0] for t in DEFAULT_TOLERATIONS])
+async def test_default_gpu_toleration(secure, profile, extra, tolerations):
+    config = base_config(tolerations=[DEDICATED], **extra)
+    config["PlatformSpawner"]["profile_list"] += [PLAIN, PLAIN_OFF, PLAIN_MIG]
+    _, pod = await spawn(secure, config, user_options={"profile": profile})
+    assert pod["spec"]["tolerations"] == tolerations
 
 
 # -- one compliant spawn per override source -------------------------------------------------

@@ -194,9 +194,29 @@ def test_messages(decision, expected):
     assert render_message(decision, "CPU") == expected
 
 
-def test_message_without_alternative():
-    d = Decision(False, "quota", "", 0, 8, 0, 1, count=1, type="A100")
-    assert render_message(d).endswith("Pick a profile without a GPU or try again later.")
+WITHOUT_ALTERNATIVE = [
+    ("user-cap-full", Decision(False, "user_cap", "", 3, 8, 1, 1, count=1),
+     "You already use 1 of your 1 GPU (the per-user limit). Stop a server that uses a GPU."),
+    ("user-cap-partial", Decision(False, "user_cap", "", 3, 8, 1, 2, count=2),
+     "This choice needs 2 GPUs, but you may use only 1 more (you use 1 of 2). Pick fewer GPUs or stop a server that uses a GPU."),
+    ("group-full", Decision(False, "group_cap", "", 3, 8, 0, None, count=1, group="g", group_used=2, group_cap=2),
+     "Your group g already uses 2 of its 2 GPUs (yours: 0). Try again when a member of g stops a GPU server."),
+    ("group-partial", Decision(False, "group_cap", "", 3, 8, 0, None, count=2, group="g", group_used=1, group_cap=2),
+     "This choice needs 2 GPUs, but your group g has only 1 of its 2 left. Pick fewer GPUs or try again later."),
+    ("none-available", Decision(False, "quota", "", 0, 0, 0, None, count=1), "No GPUs are available on this hub right now. Ask your hub admin."),
+    ("all-in-use", Decision(False, "quota", "", 0, 8, 0, 1, count=1, type="A100"), "All 8 A100 GPUs are in use (yours: 0 of 1). Try again later."),
+    ("too-few-free", Decision(False, "pool", "", 1, 8, 0, None, count=2), "Only 1 of 8 GPUs is free and this choice needs 2. Pick fewer GPUs or try again later."),
+    ("quota-exceeded", Decision(False, "quota_exceeded", "", None, None, 0, None),
+     "Another workload took the last free GPU in this namespace's quota just before your server could start, so nothing was started. Try again later."),
+    ("unschedulable", Decision(False, "unschedulable", "", None, None, 0, None),
+     "No node has a free GPU right now, so your server was stopped instead of waiting. Try again later."),
+    ("other", Decision(False, "mystery", "", None, None, 0, None), "Your server could not get a GPU. Try again later."),
+]
+
+
+@pytest.mark.parametrize("decision, expected", [w[1:] for w in WITHOUT_ALTERNATIVE], ids=[w[0] for w in WITHOUT_ALTERNATIVE])
+def test_message_without_alternative_names_no_profile(decision, expected):
+    assert render_message(decision) == f"{expected} There is no profile without a GPU to pick instead."
 
 
 AVAILABILITY = [

@@ -132,7 +132,7 @@ NORMALIZED = [
      None),
     ("no-toleration",
      profile(gpu={**A100_GPU, "toleration": False}),
-     {"extra_resource_limits": {GPU: "1"}, "node_selector": {PRODUCT: A100}},
+     {"extra_resource_limits": {GPU: "1"}, "node_selector": {PRODUCT: A100}, "gpu_default_toleration": False},
      None),
     ("own-toleration",
      profile(gpu={"resource": GPU, "count": 1, "toleration": {"key": "gpu", "operator": "Equal", "value": "yes"}}),

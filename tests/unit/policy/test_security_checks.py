@@ -203,7 +203,9 @@ FAILING = [
                                         {"name": "c", "emptyDir": {}}, {"name": "d"}, {"name": "e", "nfs": {}}]),
      "restricted", "latest",
      [V("restrictedVolumes", "restricted volume types",
-        'volumes "a", "b", "d", "e" use restricted volume types "hostPath", "nfs", "unknown"')]),
+        'volumes "a", "b", "e" use restricted volume types "hostPath", "nfs"')]),
+    ("volume-of-an-unknown-type", pod(volumes=[{"name": "x", "someFutureSource": {}}]), "restricted", "latest",
+     [V("restrictedVolumes", "restricted volume types", 'volume "x" uses restricted volume type "unknown"')]),
     ("restricted-volume", pod(volumes=[{"name": "a", "hostPath": {"path": "/"}}]), "restricted", "v1.0",
      [V("restrictedVolumes", "restricted volume types", 'volume "a" uses restricted volume type "hostPath"')]),
     # --- runAsNonRoot ---
@@ -257,6 +259,9 @@ ALL_VOLUMES = [{"name": k, k: {}} for k in ("configMap", "csi", "downwardAPI", "
 
 # (id, pod, level, version): each pod sets the fields of one check to allowed values.
 PASSING = [
+    # The apiserver defaults a volume that names no source to emptyDir (SetDefaults_Volume).
+    ("volume-without-source-is-empty-dir", pod(volumes=[{"name": "d"}, {"name": "n", "emptyDir": None}]),
+     "restricted", "latest"),
     ("apparmor-allowed", pod(ctr("a", appArmorProfile={"type": "Localhost", "localhostProfile": "p"}),
                              sc={"appArmorProfile": {"type": "RuntimeDefault"}},
                              annotations={AA + "a": "runtime/default", AA + "b": "localhost/p", AA + "c": ""}),
