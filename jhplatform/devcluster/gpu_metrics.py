@@ -5,8 +5,8 @@ with the namespace and pod that hold it (``DCGM_FI_DEV_GPU_UTIL{gpu, UUID, model
 namespace, pod, container}``); Prometheus scrapes it and the culler reads it. The emulator has no
 GPUs, so :class:`GpuMetrics` stands in for that exporter for ``make demo``:
 
-- each running pod bound to a node that asks for a GPU resource (``nvidia.com/gpu`` and the
-  other ``*/gpu``, ``*/mig-*`` extended resources) gets that many devices of its node, numbered
+- each running pod bound to a node that asks for a GPU resource (the platform's one notion of a
+  GPU resource, :func:`jhplatform.policy.gpu_ledger.is_gpu_resource`) gets that many devices of its node, numbered
   per node in the order pods were bound, with a stable UUID and the node's
   ``nvidia.com/gpu.product`` label as ``modelName``;
 - a device's utilisation is what a GPU would show for the work the pod does: with the process
@@ -28,17 +28,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
+from ..policy.gpu_ledger import is_gpu_resource
+
 if TYPE_CHECKING:  # pragma: no cover
     from .runtime import DevCluster
 
-GPU_SUFFIXES = ("/gpu",)
-GPU_PREFIXES = ("nvidia.com/mig-", "gpu.intel.com/")
 DRIVER_VERSION = "550.90.07"
-
-
-def is_gpu_resource(name: str) -> bool:
-    """Whether an extended resource name is a GPU device (whole or a MIG slice)."""
-    return name.endswith(GPU_SUFFIXES) or name.startswith(GPU_PREFIXES)
 
 
 def pod_gpus(pod: dict) -> int:
@@ -184,4 +179,4 @@ class GpuMetrics:
         return app
 
 
-__all__ = ["GpuMetrics", "device_uuid", "is_gpu_resource", "pod_gpus"]
+__all__ = ["GpuMetrics", "device_uuid", "pod_gpus"]

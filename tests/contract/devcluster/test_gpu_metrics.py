@@ -8,7 +8,7 @@ We test these aspects:
 - the output parses as Prometheus text exposition (prometheus_client's own parser);
 - with the process kubelet, a pod whose process burns CPU reports a high utilisation and an idle
   one reports about 0; ``set_utilisation`` pins a value;
-- which extended resources count as GPUs (table).
+- how many GPUs a pod holds: the platform's notion of a GPU resource, summed over containers (table).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from helpers import wait_for
-from jhplatform.devcluster.gpu_metrics import GpuMetrics, device_uuid, is_gpu_resource
+from jhplatform.devcluster.gpu_metrics import GpuMetrics, device_uuid, pod_gpus
 
 NS = "default"
 GPU_TOLERATION = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
@@ -110,18 +110,22 @@ async def test_process_cpu_share_is_the_utilisation(process_cluster):
     assert values["idle"] <= 5, values
 
 
+def limits(**resources) -> dict:
+    return {"spec": {"containers": [{"name": "c", "resources": {"limits": resources}}]}}
+
+
 @pytest.mark.parametrize(
-    "name, gpu",
+    "pod, gpus",
     [
-        ("nvidia.com/gpu", True),
-        ("amd.com/gpu", True),
-        ("nvidia.com/mig-1g.5gb", True),
-        ("gpu.intel.com/i915", True),
-        ("nvidia.com/gpu.shared", False),
-        ("cpu", False),
-        ("example.com/fpga", False),
+        (limits(**{"nvidia.com/gpu": "2"}), 2),
+        (limits(**{"amd.com/gpu": 1}), 1),
+        (limits(**{"nvidia.com/mig-1g.5gb": "3"}), 3),
+        (limits(**{"nvidia.com/gpu.shared": "1"}), 0),
+        (limits(cpu="2", memory="4Gi"), 0),
+        ({"spec": {"containers": [{"name": "a", "resources": {"limits": {"nvidia.com/gpu": "1"}}},
+                                  {"name": "b", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}, 2),
     ],
-    ids=lambda v: str(v),
+    ids=["nvidia", "amd", "mig", "prefix-of-another-name", "cpu-only", "two-containers"],
 )
-def test_gpu_resource_names(name, gpu):
-    assert is_gpu_resource(name) is gpu
+def test_pod_gpus(pod, gpus):
+    assert pod_gpus(pod) == gpus
