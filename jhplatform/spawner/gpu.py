@@ -286,6 +286,20 @@ class _NormalizedProfileList:
 # -- the mixin -----------------------------------------------------------------------------------
 
 
+def _profile_shape(profile_list) -> tuple:
+    """Which profiles and option choices a profile list offers (cheap to compute per render)."""
+    shape = []
+    for p in profile_list or []:
+        if not isinstance(p, dict):
+            continue
+        options = tuple(
+            (name, tuple((spec or {}).get("choices") or ()), bool(((spec or {}).get("unlisted_choice") or {}).get("enabled")))
+            for name, spec in (p.get("profile_options") or {}).items()
+        )
+        shape.append((p.get("slug"), options))
+    return tuple(shape)
+
+
 class GpuQuotaMixin(LoggingConfigurable):
     """Quota-aware GPU profiles; mix in before KubeSpawner (see the module docstring)."""
 
@@ -495,7 +509,9 @@ class GpuQuotaMixin(LoggingConfigurable):
         """
         base = self._gpu_base()
         raw = self.profile_list
-        key = None if callable(raw) else (id(raw), repr(base), len(profile_list or []))
+        # The list planned can be a subset of the configured one (entitlements drop profiles and
+        # option choices per user), so its shape is part of the key.
+        key = None if callable(raw) else (id(raw), repr(base), _profile_shape(profile_list))
         cached = self._gpu_plans_cache
         if key is not None and cached is not None and cached[0] == key and cached[1] is raw:
             return cached[2]
