@@ -199,7 +199,9 @@ def test_helm_values_manifests_are_found():
 async def test_apply_helm_values_and_can_i(cluster, kube):
     admin, hub = kube
     cluster.hub_rbac.use()  # the chart's Role only, in every namespace from now on
-    assert await admin("apply", "-f", str(REPO / "helm-values" / "namespace.yaml")) == "namespace/jhub created\n"
+    assert await admin("apply", "-f", str(REPO / "helm-values" / "namespace.yaml")) == (
+        "namespace/jhub created\nresourcequota/jhub-quota created\nlimitrange/jhub-limits created\n"
+    )
 
     async def can_i(*args: str) -> str:
         code, out, _ = await hub.run("auth", "can-i", *args, "-n", "jhub", check=False)
@@ -220,8 +222,9 @@ async def test_apply_helm_values_and_can_i(cluster, kube):
         assert out.strip() and all(line.endswith((" created", " unchanged", " configured")) for line in out.splitlines()), out
     after = [await can_i(*a) for a in asks]
     assert after == ["yes", "yes", "yes", "yes", "yes", "no"]
-    code, _, err = await hub.run("get", "quota", "-n", "jhub")
-    assert err.strip() == "No resources found in jhub namespace."
+    code, out, err = await hub.run("get", "quota", "-n", "jhub")
+    # namespace.yaml's own quota, now readable by the hub.
+    assert code == 0 and out.splitlines()[0].split()[:4] == ["NAME", "AGE", "REQUEST", "LIMIT"] and "jhub-quota" in out, (out, err)
 
     # Re-applying changes nothing; server-side apply records its field manager.
     for manifest in MANIFESTS:

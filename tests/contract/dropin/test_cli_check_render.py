@@ -110,7 +110,8 @@ def render(*args: str) -> list[dict]:
 
 async def create(devcluster, kind: str, body: dict) -> tuple[int, dict]:
     url = f"{devcluster.url}/api/v1/namespaces" + ("" if kind == "namespaces" else f"/{NS}/{kind}")
-    async with aiohttp.ClientSession() as s:
+    # Admission is what this looks at, so the rendered objects are created as the cluster admin.
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {devcluster.tokens.admin_token}"}) as s:
         async with s.post(url, json=body) as r:
             return r.status, await r.json()
 

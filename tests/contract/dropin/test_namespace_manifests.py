@@ -60,7 +60,8 @@ def pod(name: str, resources: dict | None = None, **container_security) -> dict:
 async def namespace(cluster):
     cluster.apply(manifests("namespace.yaml"))
     name = by_kind("namespace.yaml", "Namespace")["metadata"]["name"]
-    async with aiohttp.ClientSession() as session:
+    # Admission is what these tests look at, so they create pods as the cluster admin.
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {cluster.tokens.admin_token}"}) as session:
 
         async def create(body: dict) -> tuple[int, dict]:
             url = f"{cluster.url}/api/v1/namespaces/{name}/pods"
