@@ -263,7 +263,7 @@ async def _inside(plan: dict) -> int:
     try:
         manifests = [d for d in yaml.safe_load_all((repo / "helm-values" / "namespace.yaml").read_text()) if d]
         cluster.apply(manifests + _rbac_manifests(repo))
-        cluster.service_account_kubeconfig(Path(os.environ["KUBECONFIG"]), NAMESPACE, SERVICE_ACCOUNT)
+        cluster.service_account_kubeconfig(Path(os.environ["KUBECONFIG"]), NAMESPACE, SERVICE_ACCOUNT, tls=True)
         cluster.write_kubeconfig(state / "kubeconfig", namespace=NAMESPACE, tls=True)
 
         runner = web.AppRunner(GpuMetrics(cluster).app(), access_log=None)

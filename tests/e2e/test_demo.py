@@ -110,7 +110,16 @@ async def shot(page, name: str) -> None:
 
 
 async def start_profile(page, demo: Demo, slug: str) -> None:
-    await page.goto(f"{demo.url}/hub/spawn")
+    # A GPU freed a moment ago (a server just stopped) shows as free once its pod is gone.
+    async def offered():
+        await page.goto(f"{demo.url}/hub/spawn")
+        return await page.is_enabled(f"input[name=profile][value={slug}]", timeout=5_000)
+
+    try:
+        await wait_for(offered, 90, 2, message=f"profile {slug} offered on the spawn form")
+    except AssertionError:
+        await shot(page, "failed-spawn-form")
+        raise AssertionError(await page.inner_text("body"))
     await page.check(f"input[name=profile][value={slug}]")
     await page.click("form#spawn_form [type=submit]")
     await page.wait_for_url(re.compile(r"/user/[^/]+/lab"), timeout=120_000)
@@ -231,8 +240,12 @@ async def test_culler_warns_the_owner_then_stops_the_idle_gpu_server(demo):
 
         await start_profile(home, demo, "a100")
         status, content = await home.evaluate(
-            """async () => { const r = await fetch(location.pathname.replace(/lab.*$/, 'api/contents/written-in-the-demo.txt'));
-                             return [r.status, await r.json()]; }""")
+            """async () => {
+                const xsrf = (document.cookie.match(/_xsrf=([^;]+)/) || [])[1] || '';
+                const r = await fetch(location.pathname.replace(/lab.*$/, 'api/contents/written-in-the-demo.txt'),
+                                      {headers: {'X-XSRFToken': xsrf}});
+                let body = null; try { body = await r.json(); } catch (e) { body = await r.text(); }
+                return [r.status, body]; }""")
         assert status == 200 and content["content"] == "kept across culls", (status, content)
         await stop_server(home, demo)
 
