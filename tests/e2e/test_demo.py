@@ -161,7 +161,11 @@ async def test_gpu_user_runs_a_notebook_on_an_a100(demo):
         await cell.click()
         await page.keyboard.type("open('written-in-the-demo.txt', 'w').write('kept across culls'); print('saved')")
         await page.keyboard.press("Shift+Enter")
-        await page.wait_for_selector(".jp-OutputArea-output >> text=saved", timeout=60_000)
+        try:
+            await page.wait_for_selector(".jp-OutputArea-output >> text=saved", timeout=90_000)
+        except Exception:
+            await page.screenshot(path=str(demo.state.parent / "notebook-failure.png"))
+            raise
         await shot(page, "2-jupyterlab")
 
         pods = demo.kubectl("get", "pods", "-n", "jhub")
