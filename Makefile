@@ -7,11 +7,8 @@ PY := $(VENV)/bin/python
 CHP_VERSION := 5.2.0
 CHP := $(VENV)/node_modules/.bin/configurable-http-proxy
 PYTEST_ARGS ?=
-DEMO_PORT ?= 8001
+DEMO_PORT ?= 8000
 DEMO_DIR := .demo
-# The demo's node pool: CPU nodes, and GPU nodes of both types helm-values/demo.yaml offers
-# (A100 and T4), labelled and tainted like the NVIDIA GPU operator does.
-DEMO_NODES := cpux2:cpu=8,memory=32Gi;gpu-a100x1:cpu=16,memory=128Gi,nvidia.com/gpu=4,label:nvidia.com/gpu.product=NVIDIA-A100-SXM4-40GB,taint:nvidia.com/gpu=present:NoSchedule;gpu-t4x1:cpu=8,memory=32Gi,nvidia.com/gpu=2,label:nvidia.com/gpu.product=Tesla-T4,taint:nvidia.com/gpu=present:NoSchedule
 
 DOCS_BUILD := build/docs
 # C headers from Debian for pycurl (tornado's curl client, which z2jh's hub config selects) and
@@ -29,7 +26,7 @@ help:
 $(VENV)/.installed: pyproject.toml | $(CURL_CONFIG) $(PG_CONFIG)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,demo]'
 	touch $@
 
 # configurable-http-proxy from npm, at the version z2jh 4.4.0's proxy image runs.
@@ -69,11 +66,10 @@ test: install docs
 # The hub runs as z2jh 4.4.0's hub pod runs it (jhplatform/z2jh, docs/z2jh-loader.md), from these values.
 DEMO_VALUES ?= helm-values/demo.yaml
 
+# `make demo RESET=1` empties the demo's state (hub database, home directories) first.
 demo: install
-	@mkdir -p $(DEMO_DIR)
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" \
-		$(VENV)/bin/jhplatform demo $(DEMO_VALUES) --port $(DEMO_PORT) --state-dir $(DEMO_DIR) \
-		--nodes '$(DEMO_NODES)'
+		$(VENV)/bin/jhplatform demo $(DEMO_VALUES) --port $(DEMO_PORT) --state-dir $(DEMO_DIR) $(if $(RESET),--reset)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) $(DOCS_BUILD) .pytest_cache

@@ -1,7 +1,7 @@
 """The hub's RBAC in tests: the hub runs as ServiceAccount ``jhub:hub``, as under z2jh.
 
 Every namespace the emulator gets (the defaults at reset and every namespace a test creates) gets
-the chart's Role and RoleBinding for the hub (tests/data/z2jh-4.4.0/hub-rbac.yaml, from
+the chart's Role and RoleBinding for the hub (jhplatform/z2jh/chart/hub-rbac.yaml, from
 z2jh-hub-loader.md "The hub's RBAC") and, unless a test asks for the chart's Role alone, the extra
 RBAC this project ships in helm-values/ (gpu-rbac.yaml, storage-rbac.yaml), each with its
 namespace rewritten to the one created: the admin applies them per namespace the hub spawns in.
@@ -22,7 +22,7 @@ HUB_NAMESPACE = "jhub"
 HUB_SERVICE_ACCOUNT = "hub"
 HUB_USER = f"system:serviceaccount:{HUB_NAMESPACE}:{HUB_SERVICE_ACCOUNT}"
 
-CHART_RBAC = REPO / "tests" / "data" / "z2jh-4.4.0" / "hub-rbac.yaml"
+CHART_RBAC = REPO / "jhplatform" / "z2jh" / "chart" / "hub-rbac.yaml"
 EXTRA_RBAC = {
     "gpu-rbac": REPO / "helm-values" / "gpu-rbac.yaml",
     "storage-rbac": REPO / "helm-values" / "storage-rbac.yaml",

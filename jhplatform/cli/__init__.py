@@ -4,7 +4,7 @@
 ``jhplatform orphaned-claims`` lists home claims whose hub user no longer exists.
 ``jhplatform check VALUES.yaml…`` checks z2jh values offline through the hub's own config loading.
 ``jhplatform render VALUES.yaml… --user NAME --profile SLUG`` prints the PVC and pod a spawn creates.
-``jhplatform demo VALUES.yaml…`` runs the emulator, the proxy and the hub as z2jh's hub pod runs it.
+``jhplatform demo [VALUES.yaml…]`` runs the whole platform locally (emulator, IdP, Prometheus, proxy, hub, culler).
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@
 process on this machine, so a notebook server started by KubeSpawner really listens and
 answers:
 
-- **Network.** Each pod gets its own loopback address ``127.x.y.z`` (from ``127.1.0.1``; never
+- **Network.** Each pod gets its own loopback address ``127.x.y.z`` (from a block that depends on
+  the emulator's process id, so emulators running side by side rarely meet; never
   ``127.0.0.1``) as ``podIP`` and ``hostIP``. ``0.0.0.0`` in env values and args becomes that
   address; ports are kept, so the notebook listens on ``<podIP>:8888``.
 - **Command.** ``command + args`` (``command`` replaces the image entrypoint, which does not
@@ -252,6 +253,10 @@ class ProcessKubelet(Kubelet):
         self.python_bin_dir = Path(python_bin_dir) if python_bin_dir else Path(sys.executable).parent
         self.image_commands = dict(DEFAULT_IMAGE_COMMANDS if image_commands is None else image_commands)
         self._procs: dict[int, subprocess.Popen] = {}
+        # Emulators in other processes on this machine (a demo beside a test run) hand out
+        # addresses too; each starts in a block of its own so their pods rarely meet, and an
+        # address something already listens on is skipped (_bindable).
+        self._ip_offset = (os.getpid() % 4096) * 254
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -282,7 +287,7 @@ class ProcessKubelet(Kubelet):
     def _allocate_pod_ip(self, rt: _PodRuntime) -> str:
         ports = self._pod_ports(rt)
         for _ in range(254 * 256 * 254):
-            n = self._ip_counter
+            n = self._ip_counter + self._ip_offset
             self._ip_counter += 1
             ip = f"127.{1 + (n // (254 * 256)) % 254}.{(n // 254) % 256}.{n % 254 + 1}"
             if ip in self._ips_in_use:

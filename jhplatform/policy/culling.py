@@ -188,6 +188,8 @@ def gpu_idle_since(previous: datetime | None, gpu_util: float | None, threshold:
 
 def _hm(seconds: float) -> str:
     seconds = int(max(0, seconds))
+    if seconds < 60:
+        return f"{seconds}s"
     h, m = divmod(seconds // 60, 60)
     return f"{h}h{m:02d}m" if h else f"{m}m"
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Sequence
 
+from .gpu_ledger import is_gpu_resource  # the platform's one notion of a GPU resource
 from .quantity import Quantity
 
 # -- names ----------------------------------------------------------------------------------
@@ -234,12 +235,6 @@ def _extended_resource_names(container: dict) -> set[str]:
     for kind in ("limits", "requests"):
         names.update((resources.get(kind) or {}).keys())
     return names
-
-
-def is_gpu_resource(name: str) -> bool:
-    """``nvidia.com/gpu``, ``amd.com/gpu``, ``gpu.intel.com/...`` style names and MIG slices
-    (``nvidia.com/mig-1g.5gb``)."""
-    return name.endswith("/gpu") or "/mig-" in name
 
 
 def is_gpu_pod(pod: dict) -> bool:

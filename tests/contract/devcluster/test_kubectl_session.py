@@ -310,7 +310,7 @@ async def test_cli_writes_a_serviceaccount_kubeconfig(tmp_path):
         assert (await admin("get", "sa", "hub", "-n", "jhub", "-o", "name")).strip() == "serviceaccount/hub"
         code, out, _ = await hub.run("auth", "can-i", "list", "pods", "-n", "jhub", check=False)
         assert (code, out.strip()) == (1, "no")
-        await admin("apply", "-f", str(REPO / "tests" / "data" / "z2jh-4.4.0" / "hub-rbac.yaml"))
+        await admin("apply", "-f", str(REPO / "jhplatform" / "z2jh" / "chart" / "hub-rbac.yaml"))
         assert (await hub("auth", "can-i", "list", "pods", "-n", "jhub")).strip() == "yes"
     finally:
         proc.terminate()

@@ -17,7 +17,6 @@ We test these aspects:
 
 from __future__ import annotations
 
-import re
 
 import pytest
 import yaml
@@ -76,10 +75,9 @@ def test_production_values():
 
 
 def demo_nodes() -> list[dict]:
-    makefile = (REPO / "Makefile").read_text()
-    [spec] = re.findall(r"^DEMO_NODES := (.+)$", makefile, flags=re.M)
-    assert "--nodes '$(DEMO_NODES)'" in makefile
-    return parse_nodes(spec)
+    from jhplatform.cli.demo import DEMO_NODES
+
+    return parse_nodes(DEMO_NODES)
 
 
 def test_demo_offers_cpu_a100_t4_and_its_nodes_have_them():

@@ -2,7 +2,7 @@
 
 The emulator enforces RBAC; the hub (PlatformSpawner in-process, through ``KUBECONFIG``) is
 ``system:serviceaccount:jhub:hub`` with the Role z2jh 4.4.0's chart gives it
-(tests/data/z2jh-4.4.0/hub-rbac.yaml, from the design facts in z2jh-hub-loader.md "The hub's RBAC")
+(jhplatform/z2jh/chart/hub-rbac.yaml, from the design facts in z2jh-hub-loader.md "The hub's RBAC")
 and, unless a test narrows it with ``hub_rbac.use()``, helm-values/gpu-rbac.yaml and
 helm-values/storage-rbac.yaml. Test ids name the permission.
 

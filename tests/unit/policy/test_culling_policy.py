@@ -175,3 +175,11 @@ IDLE_GPU = [
 @pytest.mark.parametrize("f, elapsed, expected", [c[1:] for c in IDLE_GPU], ids=[c[0] for c in IDLE_GPU])
 def test_idle_gpu_seconds(f, elapsed, expected):
     assert idle_gpu_seconds(f, POLICY.decide(f, NOW), elapsed) == expected
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "0s"), (50, "50s"), (60, "1m"), (1800, "30m"), (3600, "1h00m"), (28800, "8h00m")],
+                         ids=["zero", "under-a-minute", "one-minute", "half-hour", "hour", "eight-hours"])
+def test_durations_people_read(seconds, text):
+    from jhplatform.policy.culling import _hm
+
+    assert _hm(seconds) == text
