@@ -19,7 +19,6 @@ Screenshots of each step go to docs/img/demo-*.png (the README shows them).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
