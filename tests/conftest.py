@@ -92,3 +92,13 @@ def chp_path() -> str:
     path = shutil.which("configurable-http-proxy")
     assert path, "configurable-http-proxy is not installed: run `make test` (it installs it with npm)"
     return path
+
+
+@pytest.fixture
+async def notebook_stub():
+    """The port of a loopback responder answering 200 to everything (helpers.start_stub)."""
+    from helpers import start_stub
+
+    runner, port = await start_stub()
+    yield port
+    await runner.cleanup()

@@ -13,9 +13,8 @@ import re
 from html.parser import HTMLParser
 
 import aiohttp
-from aiohttp import web
 
-from helpers import wait_for
+from helpers import start_stub, wait_for  # noqa: F401 (start_stub is re-exported for the entitlement tests)
 from hubstack import HubStack
 
 NS = "ent"
@@ -69,21 +68,6 @@ def make_namespace(cluster, gpus: int = 8) -> None:
 
 def pods(cluster) -> list[dict]:
     return cluster.cluster.store.list("pods", NS)
-
-
-async def start_stub() -> tuple[web.AppRunner, int]:
-    """An HTTP responder answering 200 to everything: what the hub needs to see a server up."""
-    app = web.Application()
-
-    async def ok(request):
-        return web.Response(text="ok")
-
-    app.router.add_route("*", "/{tail:.*}", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]
 
 
 async def gpus_in_use(hub: HubStack) -> float:

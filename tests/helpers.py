@@ -22,3 +22,20 @@ async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, mes
 #: The repository's root and the test data shipped beside the tests.
 REPO = Path(__file__).resolve().parent.parent
 TEST_DATA = REPO / "tests" / "data"
+
+
+async def start_stub():
+    """An HTTP responder on loopback answering 200 to everything: what a hub needs to see a
+    notebook server up when the simulated kubelet runs no process. Returns (runner, port)."""
+    from aiohttp import web
+
+    async def ok(request):
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", ok)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, site._server.sockets[0].getsockname()[1]

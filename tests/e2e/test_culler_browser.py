@@ -26,16 +26,13 @@ import tempfile
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from helpers import REPO, wait_for
 from hubstack import HubStack, free_port
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-quic", "--no-first-run"]
+from browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 (the flags this machine needs)
 SCREENSHOT = REPO / "docs" / "img" / "culler-admin.png"
 NS = "gpu"
 PROFILES = [
@@ -43,21 +40,6 @@ PROFILES = [
     {"display_name": "Fast lane", "slug": "fast", "gpu": {"resource": "nvidia.com/gpu", "count": 1, "type": "A100",
                                                           "type_label": "nvidia.com/gpu.product", "type_value": "NVIDIA-A100-SXM4-40GB"}},
 ]
-
-
-@pytest.fixture
-async def notebook_stub():
-    async def ok(request):
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1]
-    await runner.cleanup()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ Screenshots of each step go to docs/img/demo-*.png (the README shows them).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -112,8 +111,10 @@ async def shot(page, name: str) -> None:
 async def start_profile(page, demo: Demo, slug: str) -> None:
     # A GPU freed a moment ago (a server just stopped) shows as free once its pod is gone.
     async def offered():
+        # A server still stopping (or still running) sends /hub/spawn elsewhere: ask again.
         await page.goto(f"{demo.url}/hub/spawn")
-        return await page.is_enabled(f"input[name=profile][value={slug}]", timeout=5_000)
+        radio = await page.query_selector(f"input[name=profile][value={slug}]")
+        return radio is not None and await radio.is_enabled()
 
     try:
         await wait_for(offered, 90, 2, message=f"profile {slug} offered on the spawn form")

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from helpers import REPO
 from hubrbac import HUB_NAMESPACE, HUB_SERVICE_ACCOUNT
@@ -36,16 +34,7 @@ from jhplatform.devcluster.nodes import parse_nodes
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
+from browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402 (the flags this machine needs)
 SCREENSHOT = REPO / "docs" / "img" / "gpu-form.png"
 
 NS = "gpu"
@@ -85,22 +74,6 @@ def chromium() -> str:
         pytest.fail(f"{CHROMIUM} is missing: this test drives Debian's Chromium. `make test` installs it "
                     "(apt-get install chromium); playwright's own browser downloads are not used.")
     return CHROMIUM
-
-
-@pytest.fixture
-async def notebook_stub():
-    """Answers 200 to everything: what the hub needs to see a server up."""
-    async def ok(request):
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1]
-    await runner.cleanup()
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from datetime import datetime, timedelta, timezone
 
 import jupyterhub_idle_culler
 import pytest
-from aiohttp import web
 
 from hubstack import HubStack
 from jhplatform.culler.cycle import Cycle, Metrics, Settings
@@ -58,22 +57,6 @@ def clock(monkeypatch):
     c = Clock()
     monkeypatch.setattr(jupyterhub_idle_culler, "utcnow", c)
     return c
-
-
-@pytest.fixture
-async def notebook_stub():
-    app = web.Application()
-
-    async def ok(request):
-        return web.Response(text="ok")
-
-    app.router.add_route("*", "/{tail:.*}", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1]
-    await runner.cleanup()
 
 
 def hub_config(stub_port: int, warnings_file, extra: str = "") -> str:

@@ -32,7 +32,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiohttp import web
 
 from helpers import REPO, TEST_DATA
 from z2jhpod import LoaderHub, notebook_url_values
@@ -176,22 +175,6 @@ def test_upgrades_exactly_what_we_need_and_keeps_the_other_pins(image_env):
     assert have["jhplatform"] == "0.1.0"
     changed = {n: (v, have.get(n)) for n, v in pinned().items() if n not in UPGRADED and have.get(n) != v}
     assert changed == {}
-
-
-@pytest.fixture
-async def notebook_stub():
-    app = web.Application()
-
-    async def ok(request):
-        return web.Response(text="ok")
-
-    app.router.add_route("*", "/{tail:.*}", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1]
-    await runner.cleanup()
 
 
 async def test_hub_runs_from_the_image_env_through_the_loader(image_env, cluster, tmp_path, notebook_stub):

@@ -70,8 +70,10 @@ def test_production_values():
     assert v["hub"]["config"]["PlatformSpawner"]["shared_datasets"]
     assert v["hub"]["service"]["annotations"]["prometheus.io/scrape"] == "true"
     assert v["hub"]["service"]["annotations"]["prometheus.io/path"] == "/hub/metrics"
-    assert v["cull"]["enabled"] is True  # until the culler issue replaces it
-    assert "jhplatform" in v["custom"]
+    # jhplatform's GPU-aware culler replaces z2jh's, with tighter limits for GPU servers.
+    assert v["cull"]["enabled"] is False
+    culler = v["custom"]["jhplatform"]["culler"]
+    assert culler["gpu"]["idleTimeout"] < culler["cpu"]["idleTimeout"]
 
 
 def demo_nodes() -> list[dict]:

@@ -8,9 +8,9 @@ Deployment's environment, ``slow_spawn_timeout: 0``, the proxy as a separate pro
 We test these aspects:
 - the snippets released in 0.1.0 kill the hub at the first snippet with z2jh's
   ``TypeError: get_config() missing 1 required positional argument: 'key'``;
-- with today's snippets and ``helm-values/platform.yaml`` the hub selects PlatformSpawner,
-  serves through the proxy, and spawns EVERY profile of platform.yaml through the REST API in a
-  PSS-restricted namespace: each spawn answers 202, its progress stream ends ready, and the pod
+- with today's snippets and each shipped values file (``helm-values/platform.yaml``,
+  ``values.yaml``, ``demo.yaml``) the hub selects PlatformSpawner, serves through the proxy, and
+  spawns EVERY profile of the file through the REST API in a PSS-restricted namespace: each spawn answers 202, its progress stream ends ready, and the pod
   carries the chart's labels, the release namespace and the restricted settings;
 - a restricted-violating profile added in ``hub.extraConfig`` (which z2jh runs after config.d)
   stops the hub at start, exit 1, with a FATAL line naming the profile and the setting, before
@@ -30,7 +30,6 @@ import re
 
 import pytest
 import yaml
-from aiohttp import web
 
 from helpers import REPO, TEST_DATA
 from jhplatform.policy.security import restricted_violations
@@ -44,23 +43,6 @@ RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.
 SNIPPETS = REPO / "jupyterhub_config.d"
 PLATFORM = yaml.safe_load((REPO / "helm-values" / "platform.yaml").read_text())
 Z2JH_TYPE_ERROR = "TypeError: get_config() missing 1 required positional argument: 'key'"
-
-
-@pytest.fixture
-async def notebook_stub():
-    """Answers 200 to everything: what the hub needs to see a server up (simulated kubelet)."""
-    app = web.Application()
-
-    async def ok(request):
-        return web.Response(text="ok")
-
-    app.router.add_route("*", "/{tail:.*}", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1]
-    await runner.cleanup()
 
 
 @pytest.fixture
@@ -97,8 +79,26 @@ async def test_released_snippets_die_with_z2jhs_type_error(hubs, jhub, tmp_path)
     assert Z2JH_TYPE_ERROR in log
 
 
-async def test_every_platform_profile_spawns_through_the_loader(hubs, jhub, tmp_path, notebook_stub):
-    hub = hubs([PLATFORM, notebook_url_values(notebook_stub)], kubeconfig=jhub.write_kubeconfig(tmp_path / "kubeconfig"))
+#: What a values file needs from this test beyond itself: the demo's sign-in provider is only known
+#: when `jhplatform demo` starts (discovery happens at the first sign-in, never at hub start).
+#: Users made through the API have no auth state to refresh, so the test turns refreshing off and
+#: puts them in a group that may start every profile (the file's entitlements decide otherwise).
+EXTRA_FOR = {"demo.yaml": {"hub": {"config": {"PlatformAuthenticator": {
+    "issuer": "http://127.0.0.1:9", "client_id": "test", "refresh_pre_spawn": False}}}}}
+GROUP_FOR = {"demo.yaml": "platform-admins"}
+#: T4 nodes beside the emulator's default A100 pool, for the files that offer T4 profiles.
+T4_NODES = "t4x1:cpu=8,memory=32Gi,nvidia.com/gpu=2,label:nvidia.com/gpu.product=Tesla-T4,taint:nvidia.com/gpu=present:NoSchedule"
+
+
+@pytest.mark.parametrize("name", ["platform.yaml", "values.yaml", "demo.yaml"])
+async def test_every_profile_of_each_values_file_spawns_through_the_loader(hubs, jhub, tmp_path, notebook_stub, name):
+    from jhplatform.devcluster.nodes import parse_nodes
+
+    for node in parse_nodes(T4_NODES):
+        jhub.cluster.create("nodes", None, node)
+    given = yaml.safe_load((REPO / "helm-values" / name).read_text())
+    values = [given, EXTRA_FOR.get(name, {}), notebook_url_values(notebook_stub)]
+    hub = hubs(values, kubeconfig=jhub.write_kubeconfig(tmp_path / "kubeconfig"))
     await hub.start()
     log = hub.log()
     assert "Using Spawner: jhplatform.spawner.spawner.PlatformSpawner" in log
@@ -106,12 +106,16 @@ async def test_every_platform_profile_spawns_through_the_loader(hubs, jhub, tmp_
     assert "Loading /usr/local/etc/jupyterhub/jupyterhub_config.d config: 90-jhplatform-checks.py" in log
     # config.d is loaded before extraConfig, as in the hub pod.
     assert log.index("90-jhplatform-checks.py") < log.index("Loading extra config: zz-test-notebook-stub")
-    slugs = [p["slug"] for p in PLATFORM["singleuser"]["profileList"]]
-    assert slugs, "platform.yaml has profiles"
+    slugs = [p["slug"] for p in given["singleuser"]["profileList"]]
+    assert slugs, f"{name} has profiles"
     for i, slug in enumerate(slugs):
         user = f"user{i}"
         status, _ = await hub.request("POST", f"/users/{user}")
         assert status == 201
+        if name in GROUP_FOR:
+            await hub.request("POST", f"/groups/{GROUP_FOR[name]}")
+            status, _ = await hub.request("POST", f"/groups/{GROUP_FOR[name]}/users", {"users": [user]})
+            assert status == 200
         status, body = await hub.request("POST", f"/users/{user}/server", {"profile": slug})
         assert status == 202, (slug, status, body)  # slow_spawn_timeout 0: answered at once
         events = await hub.progress(user)
@@ -122,13 +126,17 @@ async def test_every_platform_profile_spawns_through_the_loader(hubs, jhub, tmp_
         assert (labels["release"], labels["chart"], labels["heritage"]) == ("jhub", "jupyterhub-4.4.0", "jupyterhub")
         assert restricted_violations(pod) == []
         assert not [c for c in pod["spec"].get("initContainers") or [] if c["name"] == "block-cloud-metadata"]
+        profile = given["singleuser"]["profileList"][i]
         claim = jhub.cluster.get("persistentvolumeclaims", NS, f"claim-{user}")
-        assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
-        profile = PLATFORM["singleuser"]["profileList"][i]
+        # A profile may give its home claim a size of its own (per-profile storage, docs/storage.md).
+        size = (profile.get("kubespawner_override") or {}).get("storage_capacity") or given["singleuser"]["storage"]["capacity"]
+        assert claim["spec"]["resources"]["requests"]["storage"] == size
         limits = pod["spec"]["containers"][0]["resources"]["limits"]
         gpu = profile.get("gpu")
-        if gpu:
+        if gpu and not gpu.get("option"):
             assert limits[gpu["resource"]] == str(gpu["count"])
+        elif gpu:
+            assert int(limits[gpu["resource"]]) >= 1  # the count option's default choice
         else:
             assert "nvidia.com/gpu" not in limits
 

@@ -42,7 +42,6 @@ from collections import Counter
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from helpers import wait_for
 from hubrbac import HUB_NAMESPACE, HUB_SERVICE_ACCOUNT
@@ -76,22 +75,6 @@ NO_TOLERATION = {"display_name": "GPU (untolerated)", "slug": "untolerated",
                  "kubespawner_override": {"extra_resource_limits": {GPU: "1"}, "gpu_default_toleration": False}}
 PROFILES = PROFILES + [PLAIN_GPU, NO_SUCH_NODE, NO_TOLERATION]
 QUOTA_FULL_8 = "All 8 GPUs are in use (yours: 0). Pick the CPU profile or try again later."
-
-
-@pytest.fixture
-async def notebook_stub():
-    """Answers 200 to everything: what the hub needs to see a server up."""
-    app = web.Application()
-    async def ok(request):
-        return web.Response(text="ok")
-
-    app.router.add_route("*", "/{tail:.*}", ok)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield site._server.sockets[0].getsockname()[1]
-    await runner.cleanup()
 
 
 def gpu_namespace(cluster, gpus: int | None = 8, name: str = NS) -> None:
