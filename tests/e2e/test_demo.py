@@ -127,10 +127,19 @@ async def start_profile(page, demo: Demo, slug: str) -> None:
     await page.wait_for_selector("#jp-main-dock-panel", timeout=120_000)
 
 
-async def stop_server(page, demo: Demo) -> None:
+async def stop_server(page, demo: Demo, user: str = "gpu-user") -> None:
+    """Stop the server as the home page's "Stop My Server" does (the hub API, from the page), and
+    wait until the hub says it is gone."""
     await page.goto(f"{demo.url}/hub/home")
-    await page.click("#stop")
-    await page.wait_for_selector("#start", timeout=60_000)
+    status, body = await hub_api(page, "DELETE", f"/users/{user}/server")
+    assert status in (202, 204), (status, body)
+
+    async def stopped():
+        status, model = await hub_api(page, "GET", f"/users/{user}")
+        return status == 200 and not model["servers"]
+
+    await wait_for(stopped, 60, 0.5, message=f"{user}'s server stopped")
+    await page.goto(f"{demo.url}/hub/home")
 
 
 async def hub_api(page, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:

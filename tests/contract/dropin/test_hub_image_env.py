@@ -97,8 +97,9 @@ def lay_out_copies(text: str, root: Path) -> None:
 
 def in_image(command: str, python: Path, root: Path) -> str:
     """A Dockerfile pip command for the image environment: its pip, image paths under ``root``."""
-    command = re.sub(r"^(pip3?|python3? -m pip)\b", f"{shlex.quote(str(python))} -m pip", command)
-    return re.sub(r"(?<![\w/])/tmp/", f"{root}/tmp/", command)
+    # Image paths first: the environment's own path may itself be under /tmp (a clone there).
+    command = re.sub(r"(?<![\w/])/tmp/", f"{root}/tmp/", command)
+    return re.sub(r"^(pip3?|python3? -m pip)\b", f"{shlex.quote(str(python))} -m pip", command)
 
 
 def pip(python: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
