@@ -31,24 +31,13 @@ import re
 import pytest
 from kubespawner import KubeSpawner
 
+from helpers import wait_for
 from jhplatform.devcluster.cluster import Cluster
 from jhplatform.devcluster.kubelet import ANNOTATION_PREFIX, Behaviour, Kubelet, go_duration, image_id
 
 NODE = "node-1"
 IMAGE = "quay.io/jupyterhub/singleuser:5.5"
 SHA = re.compile(r"[0-9a-f]{64}")
-
-
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.01, message: str = "condition"):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        await asyncio.sleep(interval)
 
 
 class Env:

@@ -36,23 +36,12 @@ from pathlib import Path
 import pytest
 from kubespawner import KubeSpawner
 
+from helpers import wait_for
 from jhplatform.devcluster.cluster import Cluster
 from jhplatform.devcluster.process_kubelet import PathMap, ProcessKubelet, expand_vars
 
 NODE = "node-1"
 IMAGE = "quay.io/jupyterhub/singleuser:5.5"
-
-
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-        await asyncio.sleep(interval)
 
 
 def alive(pid: int) -> bool:
