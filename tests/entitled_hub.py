@@ -15,7 +15,7 @@ from html.parser import HTMLParser
 import aiohttp
 
 from helpers import start_stub, wait_for  # noqa: F401 (start_stub is re-exported for the entitlement tests)
-from hubstack import HubStack
+from hubstack import HubStack, spawn, stop  # noqa: F401 (re-exported for the entitlement tests)
 
 NS = "ent"
 GPU = "nvidia.com/gpu"
@@ -76,23 +76,6 @@ async def gpus_in_use(hub: HubStack) -> float:
     assert status == 200, text
     match = re.search(r'^jhplatform_gpus_in_use\{resource="nvidia.com/gpu",type="A100"\} (\S+)$', text, re.M)
     return float(match.group(1)) if match else 0.0
-
-
-async def spawn(hub: HubStack, user: str, options: dict | None = None, server: str = ""):
-    path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
-    return await hub.request("POST", path, options)
-
-
-async def stop(hub: HubStack, user: str, server: str = "") -> None:
-    path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
-    status, body = await hub.request("DELETE", path)
-    assert status in (202, 204), body
-
-    async def gone():
-        _, model = await hub.request("GET", f"/users/{user}")
-        return server not in (model.get("servers") or {})
-
-    await wait_for(gone, 30, 0.1, message=f"{user}'s server stopped")
 
 
 def page_text(page: str) -> str:

@@ -174,3 +174,22 @@ class HubStack:
             return None
 
         return await wait_for(ready, timeout, 0.25, message=f"server of {user} ready")
+
+
+async def spawn(hub: HubStack, user: str, options: dict | None = None, server: str = ""):
+    """Start a user's (named) server through the REST API: (status, body)."""
+    path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
+    return await hub.request("POST", path, options)
+
+
+async def stop(hub: HubStack, user: str, server: str = "") -> None:
+    """Stop a user's (named) server through the REST API and wait until the hub says it is gone."""
+    path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
+    status, body = await hub.request("DELETE", path)
+    assert status in (202, 204), body
+
+    async def gone():
+        _, model = await hub.request("GET", f"/users/{user}")
+        return server not in (model.get("servers") or {})
+
+    await wait_for(gone, 30, 0.1, message=f"{user}'s server stopped")

@@ -45,7 +45,7 @@ import pytest
 
 from helpers import wait_for
 from hubrbac import HUB_NAMESPACE, HUB_SERVICE_ACCOUNT
-from hubstack import HubStack
+from hubstack import HubStack, spawn, stop
 
 pytestmark = pytest.mark.contract
 
@@ -115,23 +115,6 @@ async def start_hub(cluster, tmp_path, chp_path, notebook_stub):
 async def create_users(hub: HubStack, *names: str) -> None:
     status, body = await hub.request("POST", "/users", {"usernames": list(names)})
     assert status == 201, body
-
-
-async def spawn(hub: HubStack, user: str, options: dict, server: str = ""):
-    path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
-    return await hub.request("POST", path, options)
-
-
-async def stop(hub: HubStack, user: str, server: str = "") -> None:
-    path = f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
-    status, body = await hub.request("DELETE", path)
-    assert status in (202, 204), body
-
-    async def gone():
-        _, model = await hub.request("GET", f"/users/{user}")
-        return server not in (model.get("servers") or {})
-
-    await wait_for(gone, 30, 0.1, message=f"{user}'s server stopped")
 
 
 def pods(cluster, ns: str = NS) -> list[dict]:
