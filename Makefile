@@ -16,11 +16,13 @@ DOCS_BUILD := build/docs
 CURL_CONFIG := /usr/bin/curl-config
 PG_CONFIG := /usr/bin/pg_config
 
-.PHONY: demo test docs install clean help
+.PHONY: demo test docs install clean help bench reliability
 
 help:
 	@echo "make demo   - run the platform locally: the hub as z2jh's hub pod runs it, on the Kubernetes API emulator"
 	@echo "make test   - install everything the suite needs, build the docs and run the suite"
+	@echo "make bench  - run every benchmark, ours against the stock component, into one table and JSON"
+	@echo "make reliability - the reliability suite at full size (make test runs it at CI size)"
 	@echo "make docs   - build the documentation into $(DOCS_BUILD)/html (warnings are errors)"
 
 $(VENV)/.installed: pyproject.toml | $(CURL_CONFIG) $(PG_CONFIG)
@@ -62,6 +64,17 @@ docs: $(VENV)/.installed
 
 test: install docs
 	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
+
+# Every benchmark, ours against the stock component measured in the same run: one table printed,
+# the figures in tests/benchmarks/out/report.json (docs/performance.md). BENCH_ARGS=--quick for a smoke run.
+BENCH_ARGS ?=
+bench: install
+	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" $(PY) tests/benchmarks/run.py $(BENCH_ARGS)
+
+# The reliability suite at full size (docs/reliability.md); `make test` runs it at CI size.
+reliability: install
+	PATH="$(abspath $(VENV))/bin:$(abspath $(VENV))/node_modules/.bin:$$PATH" JHPLATFORM_RELIABILITY_SIZE=full \
+		$(PY) -m pytest tests/reliability $(PYTEST_ARGS)
 
 # The hub runs as z2jh 4.4.0's hub pod runs it (jhplatform/z2jh, docs/z2jh-loader.md), from these values.
 DEMO_VALUES ?= helm-values/demo.yaml

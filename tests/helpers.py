@@ -1,6 +1,7 @@
 """Small helpers for tests (import as `from helpers import ...`)."""
 
 import asyncio
+import os
 from pathlib import Path
 
 
@@ -22,6 +23,17 @@ async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.02, mes
 #: The repository's root and the test data shipped beside the tests.
 REPO = Path(__file__).resolve().parent.parent
 TEST_DATA = REPO / "tests" / "data"
+
+#: The reliability suite's size (tests/reliability, docs/reliability.md): ``ci`` (the default, what
+#: ``make test`` runs) or ``full`` (``make reliability``), from ``JHPLATFORM_RELIABILITY_SIZE``.
+RELIABILITY_SIZE = os.environ.get("JHPLATFORM_RELIABILITY_SIZE", "ci")
+if RELIABILITY_SIZE not in ("ci", "full"):
+    raise ValueError(f"JHPLATFORM_RELIABILITY_SIZE must be 'ci' or 'full', not {RELIABILITY_SIZE!r}")
+
+
+def reliability_size(ci, full):
+    """The CI-size or the full-size value of a reliability test's parameter, by the knob above."""
+    return full if RELIABILITY_SIZE == "full" else ci
 
 
 async def start_stub():
