@@ -16,6 +16,7 @@ hub with 10,000 users is too heavy for this machine; the loop's requests are the
 
 Prints times, the ratio (goal <= 1.05x) and request counts (goal: the same).
 Run: ``.venv/bin/python tests/benchmarks/bench_culler.py [--rounds 5] [--users 10000 --running 2000]``
+Writes the figures to ``tests/benchmarks/out/culler.json`` (``--out`` to change it).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import json
 import logging
 import math
 import multiprocessing
+import os
 import statistics
 import sys
 import tempfile
@@ -141,6 +143,7 @@ async def run(args):
     port = queue.get(timeout=60)
     base = f"http://127.0.0.1:{port}"
     api = f"{base}/hub/api"
+    load_start = os.getloadavg()
     quiet = logging.getLogger("bench.culler")
     quiet.setLevel(logging.WARNING)
     logging.getLogger("jhplatform.culler").setLevel(logging.WARNING)
@@ -189,6 +192,23 @@ async def run(args):
     print(f"  same hub requests: {'yes' if same else 'NO'}")
     expected_pages = math.ceil(args.running / PAGE)
     print(f"  (expected: 1 version request, {expected_pages} pages, {len(range(1, args.running, 4))} stops)")
+    hub_requests = {name: {k: v for k, v in requests[name].items() if k != "prometheus query"} for name in requests}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "users": args.users, "running": args.running, "rounds": args.rounds,
+        "machine": {"cores": os.cpu_count(), "loadavg": [load_start[0], os.getloadavg()[0]]},
+        "times_ms": {k: [t * 1000 for t in v] for k, v in times.items()},
+        "median_ms": {k: v * 1000 for k, v in med.items()},
+        "ratio_median": med["ours"] / med["upstream"],
+        "hub_requests": hub_requests,
+        "hub_requests_total": {k: sum(v.values()) for k, v in hub_requests.items()},
+        "prometheus_queries": {k: requests[k].get("prometheus query", 0) for k in requests},
+        "same_hub_requests": same,
+        "expected": {"version": 1, "pages": expected_pages, "stops": len(range(1, args.running, 4))},
+        "goal": {"ratio_max": 1.05, "same_hub_requests": True},
+    }, indent=2))
+    print(f"wrote {args.out}")
 
 
 def main():
@@ -196,6 +216,7 @@ def main():
     p.add_argument("--users", type=int, default=10_000)
     p.add_argument("--running", type=int, default=2_000)
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--out", type=Path, default=HERE / "out" / "culler.json", help="where the JSON figures go")
     args = p.parse_args()
     asyncio.run(run(args))
 

@@ -454,6 +454,13 @@ class LocalServer:
 # -- client side -----------------------------------------------------------------------------
 
 
+def kubeconfig_token(path: str) -> str:
+    """The bearer token of a kubeconfig's first user (both servers' kubeconfigs have one)."""
+    import yaml
+
+    return yaml.safe_load(Path(path).read_text())["users"][0]["user"]["token"]
+
+
 class Target:
     """One server under test, seen from the benchmark client."""
 
@@ -464,6 +471,7 @@ class Target:
         self.api = None
         self.v1 = None
         self.session = None
+        self.headers: dict[str, str] = {}
         self.results: dict[str, Any] = {}
         self.notes: list[str] = []
         # kmock classifies only ``watch=true`` as a watch (kube-emulator-spec §5.1).
@@ -480,7 +488,10 @@ class Target:
         await config.load_kube_config(config_file=info["kubeconfig"], client_configuration=cfg)
         self.api = client.ApiClient(configuration=cfg)
         self.v1 = client.CoreV1Api(self.api)
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64))
+        # The raw requests authenticate as the kubeconfig's user does (the emulator enforces RBAC;
+        # an anonymous request is refused).
+        self.headers = {"Authorization": f"Bearer {kubeconfig_token(info['kubeconfig'])}"}
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64), headers=self.headers)
 
     async def server_cpu(self) -> float | None:
         """CPU seconds the server's process has used; None when it shares this process."""
@@ -599,6 +610,7 @@ async def bench_fanout(t: Target, watchers: int, writes: int, rv: str | None) ->
     session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(limit=0, force_close=True),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        headers=t.headers,
     )
     tasks = [asyncio.create_task(watcher(session)) for _ in range(watchers)]
     seq = 0

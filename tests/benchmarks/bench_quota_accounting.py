@@ -102,7 +102,10 @@ async def measure(size: int, incremental: bool, creates: int) -> list[float]:
             server.cluster.quota_usage = NeverInSync()
         url = f"{server.url}/api/v1/namespaces/{NS}/pods"
         times = []
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as s:
+        # As the cluster admin (the default kubeconfig's token): the emulator enforces RBAC and
+        # refuses an anonymous create.
+        auth = {"Authorization": f"Bearer {server.tokens.admin_token}"}
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1), headers=auth) as s:
             for i in range(creates):
                 body = json.dumps(pod(f"timed-{i:05d}", gpu=i % 8 == 0))
                 t0 = time.perf_counter()

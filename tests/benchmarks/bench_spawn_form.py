@@ -5,6 +5,8 @@ Run from the repository root::
     .venv/bin/python tests/benchmarks/bench_spawn_form.py            # 2,000 renders each
     .venv/bin/python tests/benchmarks/bench_spawn_form.py --quick    # 200 renders each
 
+Writes the figures to ``tests/benchmarks/out/spawn_form.json`` (``--out`` to change it).
+
 Goal: PlatformSpawner's form at most 1.5 times stock KubeSpawner's, and under 3 ms a render.
 
 Both spawners render the same profiles (CPU, a plain KubeSpawner GPU profile, an A100 profile
@@ -107,10 +109,15 @@ def quota(used: dict) -> dict:
                        "used": {f"requests.{r}": str(used[r]) for r in QUOTA}}}
 
 
-def stats(ns: list[int]) -> str:
+def figures(ns: list[int]) -> dict:
     ms = sorted(x / 1e6 for x in ns)
     q = statistics.quantiles(ms, n=100)
-    return f"median {statistics.median(ms):7.3f} ms   p90 {q[89]:7.3f} ms   p99 {q[98]:7.3f} ms   (n={len(ms)})"
+    return {"median_ms": statistics.median(ms), "p90_ms": q[89], "p99_ms": q[98], "n": len(ms)}
+
+
+def stats(ns: list[int]) -> str:
+    f = figures(ns)
+    return f"median {f['median_ms']:7.3f} ms   p90 {f['p90_ms']:7.3f} ms   p99 {f['p99_ms']:7.3f} ms   (n={f['n']})"
 
 
 def timed(fn, n: int) -> list[int]:
@@ -122,7 +129,8 @@ def timed(fn, n: int) -> list[int]:
     return out
 
 
-async def main(n: int) -> int:
+async def main(n: int, out: Path) -> int:
+    load_start = os.getloadavg()
     rng = random.Random(7)
     reset_gpu_ledger()
     ledger = gpu_ledger()
@@ -186,11 +194,23 @@ async def main(n: int) -> int:
     print(f"  form after one pod event (incremental) {stats(event_ns)}")
     print(f"  view model, 5,000 pods                 {stats(view_ns)}")
     print(f"  view model,   500 pods                 {stats(view_small_ns)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "pods": 5000, "profiles": len(PROFILES), "renders": n,
+        "machine": {"cores": os.cpu_count(), "loadavg": [load_start[0], load[0]]},
+        "ours_render": figures(ours_ns), "stock_render": figures(stock_ns),
+        "ours_render_after_pod_event": figures(event_ns),
+        "view_model_5000": figures(view_ns), "view_model_500": figures(view_small_ns),
+        "ratio_median": ratio, "goal": {"ratio_max": 1.5, "ours_median_max_ms": 3.0},
+    }, indent=2))
+    print(f"wrote {out}")
     return 0
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="200 renders each instead of 2,000")
+    parser.add_argument("--out", type=Path, default=HERE / "out" / "spawn_form.json", help="where the JSON figures go")
     args = parser.parse_args()
-    sys.exit(asyncio.run(main(200 if args.quick else 2000)))
+    sys.exit(asyncio.run(main(200 if args.quick else 2000, args.out)))
