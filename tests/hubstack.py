@@ -45,10 +45,14 @@ class HubStack:
         everyone); any other class decides who is allowed by its own config.
     env:
         Extra environment variables for the hub process (e.g. ``JUPYTERHUB_CRYPT_KEY``).
+    debug:
+        Run the hub with ``--debug`` (the default, for tests' logs); benchmarks turn it off so
+        the hub logs at INFO as a deployed hub does.
     """
 
     def __init__(self, workdir: Path, kubeconfig: Path, config: str = "", spawner_class: str = "kubespawner.KubeSpawner",
-                 authenticator_class: str = "dummy", env: dict | None = None):
+                 authenticator_class: str = "dummy", env: dict | None = None, debug: bool = True):
+        self.debug = debug
         self.authenticator_class = authenticator_class
         self.extra_env = dict(env or {})
         self.workdir = workdir
@@ -108,7 +112,7 @@ class HubStack:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1", **self.extra_env}
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(config), "--debug"],
+            [sys.executable, "-m", "jupyterhub", "-f", str(config)] + (["--debug"] if self.debug else []),
             cwd=self.workdir,
             env=env,
             stdout=self._log,
