@@ -33,11 +33,13 @@ Measured:
 1. **spawn -> ready**, sequential, alternating ours/stock (who goes first alternates too): the
    time from the REST ``POST /hub/api/users/<name>/server`` to the progress stream's ready event,
    and the hub process's own CPU time over the same span: user + system of the hub's pid (not
-   the proxy's), read from the process's CPU clock (``clock_getcpuclockid``, nanoseconds) and, for
-   the record, from psutil (which counts 10 ms clock ticks, too coarse for a single spawn). Each server is stopped before the next spawn. One warm-up spawn per hub is
-   not counted. Median, p95 and the ratios ours/stock.
-2. **The storm**: N users POST a spawn at once to one hub, then to the other. Every 10th asks for
-   the GPU profile (N/10 GPU spawns for 8 GPUs), the rest for the CPU profile. During the storm a
+   the proxy's), read from the process's CPU clock (``clock_getcpuclockid``, nanoseconds) and,
+   for the record, from psutil (which counts 10 ms clock ticks, too coarse for one spawn). Each
+   server is stopped before the next spawn. One warm-up spawn per hub is not counted. Median,
+   p95 and the ratios ours/stock.
+2. **The storm**: N users POST a spawn at once to one hub, then to the other. A tenth of them,
+   and at least 12, spread through the list, ask for the GPU profile (8 GPUs free), the rest
+   for the CPU profile, so some GPU spawns must be refused. During the storm a
    probe sends ``GET /hub/api/users/probe`` every 50 ms; its latencies and the POSTs' response
    times are the hub API latency. The storm ends when no server is pending (one
    ``GET /hub/api/users?state=active`` every 0.5 s). Every spawn must end running, or, for a GPU
@@ -74,7 +76,6 @@ OURS_NS = "jhub"
 STOCK_NS = "stock"
 GPU = "nvidia.com/gpu"
 GPU_QUOTA = 8
-GPU_EVERY = 10
 PROBE_INTERVAL = 0.05
 Z2JH_CONCURRENT_SPAWN_LIMIT = 64
 TOLERATION = {"key": GPU, "operator": "Exists", "effect": "NoSchedule"}
@@ -425,8 +426,21 @@ def classify(profile: str, end: dict | None) -> tuple[str, str]:
     return "other", message or json.dumps(end)
 
 
+def gpu_spawns(m: int) -> int:
+    """How many of a storm's m spawns ask for a GPU: a tenth, and at least 4 more than the quota
+    so that some are refused at every size."""
+    return min(m, max(m // 10, GPU_QUOTA + 4))
+
+
+def storm_profiles(users: list[str]) -> dict[str, str]:
+    """Each storm user's profile, the GPU ones spread evenly through the list."""
+    g = gpu_spawns(len(users))
+    gpu = {i * len(users) // g for i in range(g)}
+    return {u: "gpu" if i in gpu else "cpu" for i, u in enumerate(users)}
+
+
 async def storm(hub: Hub, emulator: Emulator, namespace: str, users: list[str], settle_timeout: float) -> dict:
-    profiles = {u: "gpu" if i % GPU_EVERY == 0 else "cpu" for i, u in enumerate(users)}
+    profiles = storm_profiles(users)
     stop_probe = asyncio.Event()
     probe_ms: list[float] = []
     probe_errors: list[str] = []
@@ -555,7 +569,7 @@ async def run(args) -> dict:
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python tests/benchmarks/bench_hub_spawn.py" + (" --quick" if args.quick else ""),
         "versions": versions(),
-        "config": {"spawns_each": n, "storm_users": m, "gpu_spawn_every": GPU_EVERY, "gpu_quota": GPU_QUOTA,
+        "config": {"spawns_each": n, "storm_users": m, "storm_gpu_spawns": gpu_spawns(m), "gpu_quota": GPU_QUOTA,
                    "concurrent_spawn_limit": m, "z2jh_default_concurrent_spawn_limit": Z2JH_CONCURRENT_SPAWN_LIMIT,
                    "slow_spawn_timeout": 0, "consecutive_failure_limit": 0, "probe_interval_ms": PROBE_INTERVAL * 1000,
                    "namespaces": {"ours": f"{OURS_NS} (Pod Security enforce=restricted)", "stock": f"{STOCK_NS} (no Pod Security labels)"},
@@ -585,7 +599,7 @@ async def run(args) -> dict:
         problems: list[str] = []
         results["storm"] = {}
         for name, ns in (("ours", OURS_NS), ("stock", STOCK_NS)):
-            print(f"[2/2] the storm on {name}: {m} spawns at once ({m // GPU_EVERY + (m % GPU_EVERY > 0)} of them GPU, "
+            print(f"[2/2] the storm on {name}: {m} spawns at once ({gpu_spawns(m)} of them GPU, "
                   f"{GPU_QUOTA} GPUs)", flush=True)
             s = await storm(hubs[name], emulator, ns, [f"storm-{i:03d}" for i in range(m)], args.settle_timeout)
             results["storm"][name] = s

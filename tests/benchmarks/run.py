@@ -273,7 +273,10 @@ def cell(value: float | str | None, unit: str) -> str:
 
 
 def ratio_cell(row: Row) -> str:
-    return "–" if row.ratio is None else f"{row.ratio:.2f}×" if row.ratio < 100 else f"{row.ratio:,.0f}×"
+    r = row.ratio
+    if r is None:
+        return "–"
+    return f"{r:,.0f}×" if r >= 100 else f"{r:.2f}×" if r >= 0.1 else f"{r:.2g}×"
 
 
 def goal_cell(row: Row) -> str:
