@@ -138,7 +138,14 @@ async def serve_emulator(workdir: Path) -> None:
             cmd = json.loads(line)
             if cmd["op"] == "quit":
                 break
-            if cmd["op"] == "pods":
+            if cmd["op"] == "requests":
+                counts: dict[str, Counter] = {}
+                for e in server.requests:
+                    counts.setdefault(e.get("namespace") or "(cluster)", Counter())[f"{e.get('verb')} {e.get('resource')}"] += 1
+                if cmd.get("clear"):
+                    server.requests.clear()
+                reply({ns: dict(c) for ns, c in counts.items()})
+            elif cmd["op"] == "pods":
                 pods = server.cluster.store.list("pods", cmd["namespace"])
                 reply({"total": len(pods), "phases": dict(Counter((p.get("status") or {}).get("phase", "") for p in pods))})
             else:
@@ -364,13 +371,14 @@ def summary(values: list[float], scale: float = 1000.0) -> dict:
             "max_ms": max(ms), "values_ms": [round(v, 3) for v in ms]}
 
 
-async def sequential(hubs: dict[str, Hub], n: int) -> dict:
+async def sequential(hubs: dict[str, Hub], emulator: Emulator, n: int) -> dict:
     times: dict[str, list[float]] = {k: [] for k in hubs}
     cpus: dict[str, list[float]] = {k: [] for k in hubs}
     ticks: dict[str, list[float]] = {k: [] for k in hubs}
     for hub in hubs.values():  # warm-up: the reflectors start with a hub's first spawn
         await spawn_to_ready(hub, "warm")
         await hub.stop_server("warm")
+    await emulator.call({"op": "requests", "clear": True})
     for i in range(n):
         order = list(hubs) if i % 2 == 0 else list(reversed(hubs))
         for name in order:
@@ -386,6 +394,11 @@ async def sequential(hubs: dict[str, Hub], n: int) -> dict:
     out = {"spawns": n, "time": {k: summary(v) for k, v in times.items()}, "hub_cpu": {k: summary(v) for k, v in cpus.items()},
            "hub_cpu_psutil": {k: summary(v) for k, v in ticks.items()},
            "hub_cpu_clock": "clock_getcpuclockid" if all(h.clock is not None for h in hubs.values()) else "psutil"}
+    # Kubernetes requests per spawn and stop, by the hub's namespace (cluster-scoped ones apart).
+    requests = await emulator.call({"op": "requests", "clear": True})
+    out["kubernetes_requests_per_spawn"] = {
+        name: {k: round(v / n, 2) for k, v in sorted(requests.get(ns, {}).items())}
+        for name, ns in (("ours", OURS_NS), ("stock", STOCK_NS), ("cluster-scoped, both hubs", "(cluster)"))}
     for what in ("time", "hub_cpu", "hub_cpu_psutil"):
         o, s = out[what]["ours"], out[what]["stock"]
         out[what]["ratio_median"] = o["median_ms"] / s["median_ms"]
@@ -595,7 +608,7 @@ async def run(args) -> dict:
         for hub in hubs.values():
             await create_users(hub, names)
         print(f"[1/2] spawn -> ready, {n} spawns each, alternating, each stopped before the next", flush=True)
-        results["spawn_to_ready"] = await sequential(hubs, n)
+        results["spawn_to_ready"] = await sequential(hubs, emulator, n)
         problems: list[str] = []
         results["storm"] = {}
         for name, ns in (("ours", OURS_NS), ("stock", STOCK_NS)):
@@ -636,6 +649,8 @@ def report(r: dict) -> None:
         o, st = s[what]["ours"], s[what]["stock"]
         print(f"  {label:<14} ours median {o['median_ms']:8.1f} p95 {o['p95_ms']:8.1f} | stock median {st['median_ms']:8.1f} "
               f"p95 {st['p95_ms']:8.1f} | ratio median {s[what]['ratio_median']:.3f} p95 {s[what]['ratio_p95']:.3f}")
+    for name, counts in s["kubernetes_requests_per_spawn"].items():
+        print(f"  Kubernetes requests per spawn + stop, {name}: {sum(counts.values()):.1f} {counts}")
     for name in ("ours", "stock"):
         t = r["storm"][name]
         print(f"storm on {name}: {t['users']} spawns ({t['gpu_spawns']} GPU for {t['gpu_quota']}): outcomes {t['outcomes']}; "
