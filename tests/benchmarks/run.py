@@ -320,7 +320,8 @@ def markdown(rows: list[Row], machine: dict, mode: str) -> str:
 def machine_line(m: dict, mode: str) -> str:
     v = m.get("versions", {})
     load = f"{m['loadavg_before'][0]:.2f} → {m['loadavg_after'][0]:.2f}" if m.get("loadavg_after") else f"{m['loadavg_before'][0]:.2f}"
-    return (f"`make bench{' BENCH_ARGS=--quick' if mode == 'quick' else ''}`, {m['start']}, commit {m['commit']}, "
+    command = m.get("command") or ("make bench" + (" BENCH_ARGS=--quick" if mode == "quick" else ""))
+    return (f"`{command}`, {m['start']}, commit {m['commit']}, "
             f"{m['duration_s'] / 60:.1f} min. Machine: {m['cpu_count']} × {m['cpu_model']}, {m['memory_gib']:.0f} GiB; "
             f"1-minute load average {load}. Python {m['python']}, JupyterHub {v.get('jupyterhub')}, "
             f"KubeSpawner {v.get('jupyterhub-kubespawner')}, kubernetes_asyncio {v.get('kubernetes_asyncio')}.")
@@ -441,11 +442,13 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"run only this benchmark (repeatable): {', '.join(BY_NAME)}")
     parser.add_argument("--out-dir", type=Path, default=OUT, help="where the JSON, logs and report go")
     args = parser.parse_args(argv)
+    given = " ".join(sys.argv[1:] if argv is None else argv)
     chosen = [b for b in BENCHES if not args.only or b.name in args.only]
     args.out_dir.mkdir(parents=True, exist_ok=True)
     mode = "quick" if args.quick else "full"
     machine = machine_before()
     machine["versions"] = versions()
+    machine["command"] = "make bench" + (f' BENCH_ARGS="{given}"' if " " in given else f" BENCH_ARGS={given}" if given else "")
     t0 = time.monotonic()
     print(f"make bench ({mode}): {', '.join(b.name for b in chosen)}; load average {machine['loadavg_before'][0]:.2f}", flush=True)
     outcomes: dict[str, dict] = {}

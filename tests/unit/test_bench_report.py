@@ -241,6 +241,7 @@ def test_main_writes_the_report_and_exits_1_when_one_fails(tmp_path, monkeypatch
     assert set(report["machine"]["versions"]) >= {"jupyterhub", "jupyterhub-kubespawner", "kubernetes_asyncio"}
     md = (tmp_path / "report.md").read_text()
     assert "| Good | 3.00 ms | 2.00 ms | 1.50× |  |" in md and "FAILED: exit status 1: FAILED: the hub exited" in md
+    assert md.startswith(f'`make bench BENCH_ARGS="--quick --out-dir {tmp_path}"`, ')
 
     assert run.main(["--quick", "--only", "good", "--out-dir", str(tmp_path)]) == 0
     assert [r["measure"] for r in json.loads((tmp_path / "report.json").read_text())["rows"]] == ["Good"]
