@@ -181,13 +181,21 @@ def test_markdown_and_text_tables():
     assert lines[2] == "| Measure | Ours | Stock | Ratio (ours/stock) | Goal |"
     assert lines[3] == "|---|---|---|---|---|"
     assert lines[4] == ("| Culler cycle, 10,000 users / 2,000 servers, median of 5 (stock: idle-culler 2.0) "
-                        "| 2,100 ms | 2,000 ms | 1.05× | ≤ 1.05×: met |")
-    assert lines[5] == "| Culler cycle: hub requests | 511 requests | 511 requests | 1.00× | the same: met |"
+                        "| 2,100 ms | 2,000 ms | 1.050× | ≤ 1.05×: met |")
+    assert lines[5] == "| Culler cycle: hub requests | 511 requests | 511 requests | 1.000× | the same: met |"
     assert lines[6] == "| Kubernetes API emulator vs kmock 0.8 | failed | – | – | FAILED: exit status 1: a \\| b c |"
     assert len(lines) == 7
     assert "BENCH_ARGS=--quick" in run.markdown(rows, MACHINE, "quick").splitlines()[0]
     text = run.text_table(rows).splitlines()
     assert text[0].split() [:1] == ["Measure"] and set(text[1]) <= {"-", " "} and len(text) == 2 + len(rows)
+
+
+@pytest.mark.parametrize("ratio, text", [(1.054, "1.054×"), (0.0023, "0.0023×"), (51.41, "51.4×"), (183.2, "183×"), (None, "–")],
+                         ids=["near-one", "tiny", "tens", "hundreds", "none"])
+def test_ratio_format(ratio, text):
+    row = run.Row("x", "x")
+    row.ratio = ratio
+    assert run.ratio_cell(row) == text
 
 
 @pytest.mark.parametrize("value, text", [(1234.5, "1,234 ms"), (123.4, "123 ms"), (12.34, "12.3 ms"), (1.234, "1.23 ms"),
@@ -240,7 +248,7 @@ def test_main_writes_the_report_and_exits_1_when_one_fails(tmp_path, monkeypatch
         assert key in report["machine"], key
     assert set(report["machine"]["versions"]) >= {"jupyterhub", "jupyterhub-kubespawner", "kubernetes_asyncio"}
     md = (tmp_path / "report.md").read_text()
-    assert "| Good | 3.00 ms | 2.00 ms | 1.50× |  |" in md and "FAILED: exit status 1: FAILED: the hub exited" in md
+    assert "| Good | 3.00 ms | 2.00 ms | 1.500× |  |" in md and "FAILED: exit status 1: FAILED: the hub exited" in md
     assert md.startswith(f'`make bench BENCH_ARGS="--quick --out-dir {tmp_path}"`, ')
 
     assert run.main(["--quick", "--only", "good", "--out-dir", str(tmp_path)]) == 0
