@@ -18,13 +18,11 @@ We test these aspects:
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from conftest import NS, make_cycle, running, sample, spawn, touch
 
@@ -128,41 +126,6 @@ async def test_dry_run_stops_nothing(culler_hub, clock, tmp_path, caplog):
     assert "Dry run: would stop ada: no GPU utilisation reading, Jupyter activity decides; rule idle culls now" in caplog.text
     assert sample(cycle.metrics, "jhplatform_culler_dry_run_culls_total", rule="idle", cls="gpu") == 1
     assert sample(cycle.metrics, "jhplatform_culler_culls_total", rule="idle", cls="gpu") == 0
-
-
-@pytest.fixture
-async def faulty_proxy(culler_hub):
-    """A proxy in front of the hub API that can answer 503 or hold requests past the timeout."""
-    mode = {"fault": None}
-    held = []
-
-    async def forward(request: web.Request):
-        if mode["fault"] == "503":
-            return web.Response(status=503, text="hub unavailable")
-        if mode["fault"] == "hang":
-            fut = asyncio.get_running_loop().create_future()
-            held.append(fut)
-            await fut  # released at teardown; the culler's request times out first
-            return web.Response(status=504)
-        url = mode["hub"].api + "/" + request.match_info["tail"]
-        async with aiohttp.ClientSession() as s:
-            async with s.request(request.method, url, params=request.query, headers={
-                k: v for k, v in request.headers.items() if k.lower() in ("authorization", "accept", "content-type")
-            }, data=await request.read()) as r:
-                return web.Response(status=r.status, body=await r.read(), headers={"Content-Type": r.headers.get("Content-Type", "")})
-
-    app = web.Application()
-    app.router.add_route("*", "/hub/api/{tail:.*}", forward)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    mode["url"] = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hub/api"
-    yield mode
-    for fut in held:
-        if not fut.done():
-            fut.set_result(None)
-    await runner.cleanup()
 
 
 async def test_hub_api_errors_and_timeouts_for_a_cycle(culler_hub, faulty_proxy, clock, tmp_path, caplog, monkeypatch):
