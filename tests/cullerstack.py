@@ -152,13 +152,16 @@ async def faulty_proxy(culler_hub):
     probability ``mode["rate"]`` (default 0.1, seeded by ``mode["seed"]``), gets one of a 503
     (not forwarded), a hang past the client's timeout (not forwarded), or a 502 after the hub
     has acted on it (the answer lost); ``mode["injected"]`` counts them by kind and
-    ``mode["requests"]`` counts every request.
+    ``mode["requests"]`` counts every request. ``mode["only"]`` (e.g. ``"DELETE"``) limits faults to
+    one HTTP method.
     """
     mode = {"fault": None, "rate": 0.1, "seed": 15, "injected": {"503": 0, "hang": 0, "502-after": 0}, "requests": 0}
     held = []
     rng: list[random.Random] = []
 
-    def pick() -> str | None:
+    def pick(method: str) -> str | None:
+        if mode.get("only") and method != mode["only"]:
+            return None
         if mode["fault"] != "random":
             return mode["fault"]
         if not rng:
@@ -171,7 +174,7 @@ async def faulty_proxy(culler_hub):
 
     async def forward(request: web.Request):
         mode["requests"] += 1
-        fault = pick()
+        fault = pick(request.method)
         if fault == "503":
             return web.Response(status=503, text="hub unavailable")
         if fault == "hang":

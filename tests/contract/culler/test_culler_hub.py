@@ -13,7 +13,10 @@ We test these aspects:
 - servers are stopped through the hub API and the home claims are untouched;
 - dry-run mode stops nothing and logs each decision;
 - the hub API answering 503, then timing out, for a cycle each: the cycle logs, counts the
-  error, stops nothing and raises nothing; the next cycle culls correctly.
+  error, stops nothing and raises nothing; the next cycle culls correctly;
+- a stop request that fails (503): idle-culler's loop logs it and goes on; it is counted in
+  ``jhplatform_culler_server_errors_total`` and kept for the admin JSON; the next cycle stops
+  the server, and the cull is counted once.
 """
 
 from __future__ import annotations
@@ -154,3 +157,26 @@ async def test_hub_api_errors_and_timeouts_for_a_cycle(culler_hub, faulty_proxy,
     assert not await running(hub, "ada")
     assert cycle.state.last_error is None
     assert sample(cycle.metrics, "jhplatform_culler_culls_total", rule="idle", cls="gpu") == 1
+
+
+async def test_failed_stop_request_is_counted_once(culler_hub, faulty_proxy, clock, tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTERHUB_REQUEST_TIMEOUT", "1")
+    hub = await culler_hub()
+    faulty_proxy["hub"] = hub
+    await spawn(hub, "ada", "fast")
+    cycle = make_cycle(hub, tmp_path, hub_api_url=faulty_proxy["url"])
+    clock.advance(11)
+
+    faulty_proxy.update(fault="503", only="DELETE")
+    # idle-culler's loop goes on after one user's failure and only logs it: the cycle ran.
+    assert await cycle.run() is True
+    assert await running(hub, "ada")
+    assert sample(cycle.metrics, "jhplatform_culler_server_errors_total") == 1
+    assert cycle.state.server_errors == ["Error processing ada: HTTPClientError: HTTP 503: Service Unavailable"]
+    faulty_proxy.update(fault=None, only=None)
+    assert await cycle.run() is True
+    assert not await running(hub, "ada")
+    assert cycle.state.server_errors == []
+    assert sample(cycle.metrics, "jhplatform_culler_culls_total", rule="idle", cls="gpu") == 1
+    assert sample(cycle.metrics, "jhplatform_culler_server_errors_total") == 1
+    assert sample(cycle.metrics, "jhplatform_culler_cycle_errors_total") == 0
