@@ -7,10 +7,12 @@ requests: a 503, a hang past the culler's 1 s request timeout, or a 502 after th
 Prometheus (Debian's) scrapes a DCGM-format exporter and is stopped and started again between
 cycles. Time is the movable clock, one minute per cycle. Limits: GPU idle 5 min, CPU idle 8 min,
 no max age, so the clock stays within the hub's one-hour limit on activity. Cycles: CI 6 with
-faults then 3 clean; full 50 with faults then 3 clean.
+faults then 8 clean; full 50 with faults then 8 clean.
 
 The servers: ``busy`` (GPU busy at 95%, browser active), ``typing`` (CPU, browser active),
-``idle-gpu`` (GPU at 0%, no activity) and ``idle-cpu`` (no activity).
+``idle-gpu`` (GPU at 0%, no activity) and ``idle-cpu`` (no activity) from the start, and
+``late-gpu`` (no utilisation series: judged by Jupyter activity) and ``late-cpu``, both idle,
+started two cycles before the faults stop.
 
 We test these aspects:
 - no cycle raises, whatever the faults; a failed cycle returns False, and each is counted in
@@ -22,8 +24,8 @@ We test these aspects:
   its GPU; with it gone the documented fallback judges it by Jupyter activity, which is recent);
 - Prometheus' absence is reported (``prometheus_error``) and counted per GPU server in
   ``jhplatform_culler_gpu_activity_fallbacks_total{reason="prometheus-unavailable"}``;
-- once faults stop, the idle servers are stopped within the clean cycles, and each cull is
-  counted once (a stop request that failed is repeated by a later cycle, not counted again).
+- the late servers run until the faults stop; once faults stop, every idle server is stopped
+  within the clean cycles, and each cull is counted once (a stop request that failed is repeated by a later cycle, not counted again).
 """
 
 from __future__ import annotations
@@ -39,13 +41,16 @@ from jhplatform.policy.culling import CullPolicy, Limits
 pytestmark = [pytest.mark.contract, pytest.mark.reliability]
 
 FAULT_CYCLES = reliability_size(ci=6, full=50)
-CLEAN_CYCLES = 3
+#: Enough clean cycles for the servers started late (below) to pass the CPU idle limit.
+CLEAN_CYCLES = 8
 #: Prometheus is stopped after these cycles (counted from 1) and started again three cycles later.
 PROMETHEUS_DOWN_EVERY = reliability_size(ci=3, full=8)
 POLICY = CullPolicy(gpu=Limits(idle_timeout=5 * 60, max_age=0), cpu=Limits(idle_timeout=8 * 60, max_age=0),
                     gpu_util_threshold=5.0, warn_before=2 * 60)
 ACTIVE = ("busy", "typing")
 IDLE = ("idle-gpu", "idle-cpu")
+#: Started two cycles before the faults stop, so they pass their idle limits only in clean cycles.
+LATE = (("late-gpu", "fast"), ("late-cpu", "cpu"))
 
 
 async def pod_of(hub, user: str) -> str:
@@ -72,6 +77,12 @@ async def test_culler_survives_faults_and_prometheus_loss(culler_hub, faulty_pro
     failed = down_cycles = judged_without_prometheus = server_errors = 0
     prometheus_up = True
     for n in range(1, FAULT_CYCLES + CLEAN_CYCLES + 1):
+        if n == FAULT_CYCLES - 1:
+            for user, profile in LATE:
+                await spawn(hub, user, profile)
+                # The hub stamps the start in real time, behind the moved clock: one activity at
+                # the clock's time, so their idle time starts now.
+                await touch(hub, user, clock())
         if n == FAULT_CYCLES + 1:
             faulty_proxy["fault"] = None
         if n <= FAULT_CYCLES and n % PROMETHEUS_DOWN_EVERY == 0:
@@ -99,6 +110,9 @@ async def test_culler_survives_faults_and_prometheus_loss(culler_hub, faulty_pro
             assert (cycle.state.prometheus_error is None) is prometheus_up, cycle.state.prometheus_error
         for user in ACTIVE:
             assert await running(hub, user), f"cycle {n}: the active server {user} was stopped"
+        if FAULT_CYCLES - 1 <= n <= FAULT_CYCLES:
+            for user, _ in LATE:
+                assert await running(hub, user), f"cycle {n}: {user} was stopped before its idle limit"
 
     print(f"{FAULT_CYCLES} cycles with faults + {CLEAN_CYCLES} clean: {failed} failed cycles, {server_errors} failed stops, "
           f"{faulty_proxy['requests']} hub API requests, faults injected {faulty_proxy['injected']}, "
@@ -107,15 +121,16 @@ async def test_culler_survives_faults_and_prometheus_loss(culler_hub, faulty_pro
     assert sample(cycle.metrics, "jhplatform_culler_server_errors_total") == server_errors
     assert sum(faulty_proxy["injected"].values()) > 0, "faults were injected"
     assert down_cycles > 0
-    # Each good cycle without Prometheus judged "busy" (and "idle-gpu" while it ran) by Jupyter activity.
+    # Each good cycle without Prometheus judged "busy" (and "idle-gpu", "late-gpu" while they ran) by
+    # Jupyter activity.
     fallbacks = sample(cycle.metrics, "jhplatform_culler_gpu_activity_fallbacks_total", reason="prometheus-unavailable")
-    assert judged_without_prometheus <= fallbacks <= 2 * judged_without_prometheus
-    for user in IDLE:
+    assert judged_without_prometheus <= fallbacks <= 3 * judged_without_prometheus
+    for user in IDLE + tuple(u for u, _ in LATE):
         assert not await running(hub, user), f"{user} is still running after the clean cycles"
     # Each idle server counted once, though a failed stop request makes a later cycle stop it again.
     assert sample(cycle.metrics, "jhplatform_culler_culls_total", rule="gpu-idle", cls="gpu") + \
-        sample(cycle.metrics, "jhplatform_culler_culls_total", rule="idle", cls="gpu") == 1
-    assert sample(cycle.metrics, "jhplatform_culler_culls_total", rule="idle", cls="cpu") == 1
+        sample(cycle.metrics, "jhplatform_culler_culls_total", rule="idle", cls="gpu") == 2
+    assert sample(cycle.metrics, "jhplatform_culler_culls_total", rule="idle", cls="cpu") == 2
     assert cycle.state.last_error is None and cycle.state.prometheus_error is None
     rows = {row.facts.user for row in cycle.state.rows.values()}
     assert rows == set(ACTIVE), "the admin rows list only what still runs"
