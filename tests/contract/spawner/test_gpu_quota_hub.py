@@ -38,7 +38,7 @@ from collections import Counter
 
 import pytest
 
-from gpuhub import (FREE, GPU, NS, PRODUCT, QUOTA_FULL_8, Browser, create_users, decision_requests, metrics, pods,
+from gpuhub import (A100, FREE, GPU, NS, PRODUCT, QUOTA_FULL_8, Browser, create_users, decision_requests, metrics, pods,
                     requests_since, spawn_page, start_hub)  # noqa: F401 (start_hub is a fixture)
 from helpers import wait_for
 from hubstack import spawn, stop
