@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -52,6 +53,9 @@ class Metrics:
                                  ["reason"], registry=self.registry)
         self.cycle_errors = Counter("jhplatform_culler_cycle_errors", "Cull cycles that failed (hub API unreachable or erroring)",
                                     registry=self.registry)
+        self.server_errors = Counter("jhplatform_culler_server_errors",
+                                     "Users whose servers could not be handled in a cycle (e.g. the stop request failed); "
+                                     "retried at the next cycle", registry=self.registry)
         self.gpu_servers = Gauge("jhplatform_culler_gpu_servers", "Running GPU servers in the last cycle",
                                  registry=self.registry)
 
@@ -104,9 +108,11 @@ class CullerState:
     rows: dict[str, Row] = field(default_factory=dict)
     gpu_idle_since: dict[str, datetime] = field(default_factory=dict)
     warned: set = field(default_factory=set)  # (server, rule, cull_at) already counted
+    culled: set = field(default_factory=set)  # (server, started) whose cull was counted
     last_cycle: datetime | None = None
     last_error: str | None = None
     prometheus_error: str | None = None
+    server_errors: list[str] = field(default_factory=list)  # the last cycle's, for the admin JSON
 
 
 def parse_time(text: str) -> datetime:
@@ -150,6 +156,27 @@ def server_facts(user: str, server: dict, utilisation: dict | None, state: Culle
     facts = ServerFacts(user=user, server=server.get("name", ""), started=started, last_activity=last, gpus=count,
                         profile=str(profile), gpu_util=util, gpu_idle_since=since)
     return facts, namespace, pod, missing
+
+
+class _CountingLog(logging.LoggerAdapter):
+    """The logger handed to idle-culler's loop, counting the errors it only logs.
+
+    ``cull_idle`` catches an exception while handling one user (a stop request answered 5xx or
+    timed out) and reports it only with ``logger.exception("Error processing <user>")``; the
+    cycle itself goes on. This adapter counts those in the metrics and keeps them for the admin
+    JSON (``server_errors``).
+    """
+
+    def __init__(self, logger: logging.Logger, errors: list[str], counter):
+        super().__init__(logger, {})
+        self.errors, self.counter = errors, counter
+
+    def exception(self, msg, *args, exc_info=True, **kwargs):
+        error = sys.exc_info()[1]
+        text = str(msg % args if args else msg)
+        self.errors.append(f"{text}: {type(error).__name__}: {error}" if error is not None else text)
+        self.counter.inc()
+        super().exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 class Cycle:
@@ -206,15 +233,20 @@ class Cycle:
                 metrics.dry_run_culls.labels(verdict.rule, verdict.cls).inc()
                 return False
             log.info("Stopping %s", verdict.explanation)
-            metrics.culls.labels(verdict.rule, verdict.cls).inc()
+            # A cycle can fail after this decision (the stop request errors or times out) and the
+            # next cycle decides the same again: count each server's cull once per run of it.
+            if (facts.name, facts.started) not in self.state.culled:
+                self.state.culled.add((facts.name, facts.started))
+                metrics.culls.labels(verdict.rule, verdict.cls).inc()
             return True
 
+        server_errors: list[str] = []
         try:
             await idle_culler.cull_idle(
                 url=s.hub_api_url,
                 api_token=s.api_token,
                 inactive_limit=int(s.policy.cpu.idle_timeout or 0),
-                logger=log,
+                logger=_CountingLog(log, server_errors, metrics.server_errors),
                 remove_named_servers=s.remove_named_servers,
                 max_age=0,  # upstream's max_age bypasses the arbiter; ages are the policy's
                 concurrency=s.concurrency,
@@ -225,15 +257,19 @@ class Cycle:
             )
         except Exception as e:  # the hub API failed: keep the last view, try again next cycle
             metrics.cycle_errors.inc()
+            self.state.server_errors = server_errors
             self.state.last_error = f"{type(e).__name__}: {e}"
             log.error("Cull cycle failed, nothing was stopped; retrying at the next cycle. The hub API at %s said: %s",
                       s.hub_api_url, self.state.last_error)
             return False
         self.state.rows = rows
+        self.state.server_errors = server_errors
         self.state.last_cycle = at
         self.state.last_error = None
         live = {(n, r.verdict.rule, r.verdict.cull_at) for n, r in rows.items()}
         self.state.warned &= live
+        seen = {(n, r.facts.started) for n, r in rows.items()}
+        self.state.culled &= seen  # servers gone now were stopped (or restarted, as a new run)
         self.state.gpu_idle_since = {k: v for k, v in self.state.gpu_idle_since.items() if k in rows}
         metrics.gpu_servers.set(sum(1 for r in rows.values() if r.facts.gpus))
         if s.warnings_file:

@@ -56,6 +56,7 @@ class ServersJSON(_Base):
             "last_cycle": state.last_cycle.isoformat() if state.last_cycle else None,
             "last_error": state.last_error,
             "prometheus_error": state.prometheus_error,
+            "server_errors": state.server_errors,
             "dry_run": self.cycle.settings.dry_run,
             "servers": self.gpu_rows(),
         }))
@@ -91,6 +92,8 @@ class AdminPage(_Base):
             notes.append(f"Prometheus: {state.prometheus_error}")
         if state.last_error:
             notes.append(f"Last cycle failed: {state.last_error}")
+        for error in state.server_errors:
+            notes.append(f"Last cycle: {error}")
         body = "".join(cells) or f'<tr><td colspan="{len(_COLUMNS)}">No GPU servers are running.</td></tr>'
         self.finish(f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>GPU servers</title>

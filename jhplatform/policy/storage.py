@@ -10,7 +10,7 @@ orphaned-claims`` command uses :func:`orphaned_claims`.
   that Pod Security Standards "restricted" forbids are refused when the config is loaded.
 - **Scratch and /dev/shm** (:func:`scratch_volumes`, :func:`shm_size`, :func:`is_gpu_pod`):
   size-limited emptyDirs; GPU pods get a memory-backed ``/dev/shm`` unless configured off.
-- **Home claims** (:func:`claim_candidates`, :func:`labelled_claims`,
+- **Home claims** (:func:`claim_candidates`, :func:`claim_owner_conflict`, :func:`labelled_claims`,
   :func:`needs_expansion`, :func:`resize_refusal`): find the claim a user already has (under
   any name KubeSpawner ever gave it) before creating one, and grow, never shrink, it.
 - **Retention** (:func:`orphaned_claims`): home claims whose hub user no longer exists.
@@ -350,6 +350,26 @@ def labelled_claims(claims: Iterable[dict], username: str, servername: str = "")
             continue
         found.append(claim)
     return sorted(found, key=lambda c: (_md(c).get("creationTimestamp") or "", _md(c).get("name") or ""))
+
+
+def claim_owner_conflict(claim: dict, username: str, servername: str = "") -> str | None:
+    """Whose a claim is, when its annotations say it is not this user's server's; else None.
+
+    KubeSpawner (7 and later) annotates every claim it creates with the raw user and server
+    name. A claim found under a name computed for this user can still be someone else's: the
+    name KubeSpawner < 7 gave user ``a.b`` (``claim-a-2eb``, the "escape" slug scheme) is the
+    name KubeSpawner 7 gives user ``a-2eb``. Mounting it would hand one user another's files,
+    so such a claim is never used. A claim without the username annotation (made by an older
+    KubeSpawner or by hand) cannot be told apart and is not ruled out.
+    """
+    annotations = _md(claim).get("annotations") or {}
+    owner = annotations.get(USERNAME_KEY)
+    if owner is None:
+        return None
+    owner_server = annotations.get(SERVERNAME_KEY, "")
+    if owner == username and owner_server == (servername or ""):
+        return None
+    return f"{owner}/{owner_server}" if owner_server else owner
 
 
 def requested_storage(claim: dict) -> str | None:

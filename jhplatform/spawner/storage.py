@@ -400,7 +400,9 @@ class StorageMixin(LoggingConfigurable):
         anything. Sets ``pvc_name`` (and marks it as existing, so KubeSpawner does not create
         another) when a claim is found under, in order: the name remembered for this template,
         the current template's name, the name KubeSpawner < 7 gave it (the "escape" slug
-        scheme), or the oldest claim annotated for this user and server. Outside a start (the
+        scheme), or the oldest claim annotated for this user and server. A claim found by name
+        whose annotations name another user or server is never used (``claim_owner_conflict``):
+        under the older name it is skipped, under the current name the spawn stops. Outside a start (the
         load-time profile check renders pods with no cluster to ask) it does nothing.
         """
         if getattr(self, "_start_future", None) is None:
@@ -430,8 +432,25 @@ class StorageMixin(LoggingConfigurable):
         found = None
         for name in names:
             found = await self._read_claim(name)
-            if found is not None:
+            if found is None:
+                continue
+            owner = storage.claim_owner_conflict(found, self.user.name, self.name or "") if name != remembered else None
+            if owner is None:
                 break
+            found = None
+            if name == current:
+                # KubeSpawner would meet this claim with a 409 on create and mount it anyway.
+                raise StorageError(
+                    "Your server could not start because the name of your home volume is taken by another "
+                    "user's volume. Nothing was created or mounted. Please contact your hub admin.",
+                    f"Home claim {self.namespace}/{name} of {self._who()} is annotated for {owner!r}; "
+                    "not mounting another user's claim. Rename or remove one of the claims, or change "
+                    f"{type(self).__name__}.pvc_name_template; the spawn is stopped.",
+                )
+            self.log.warning(
+                "%s: not using claim %s/%s under this user's older name: it is annotated for %r",
+                self._who(), self.namespace, name, owner,
+            )
         if found is None:
             labelled = await self._labelled_claims()
             if len(labelled) > 1:

@@ -13,18 +13,19 @@ We test these aspects:
 - servers are stopped through the hub API and the home claims are untouched;
 - dry-run mode stops nothing and logs each decision;
 - the hub API answering 503, then timing out, for a cycle each: the cycle logs, counts the
-  error, stops nothing and raises nothing; the next cycle culls correctly.
+  error, stops nothing and raises nothing; the next cycle culls correctly;
+- a stop request that fails (503): idle-culler's loop logs it and goes on; it is counted in
+  ``jhplatform_culler_server_errors_total`` and kept for the admin JSON; the next cycle stops
+  the server, and the cull is counted once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from conftest import NS, make_cycle, running, sample, spawn, touch
 
@@ -130,41 +131,6 @@ async def test_dry_run_stops_nothing(culler_hub, clock, tmp_path, caplog):
     assert sample(cycle.metrics, "jhplatform_culler_culls_total", rule="idle", cls="gpu") == 0
 
 
-@pytest.fixture
-async def faulty_proxy(culler_hub):
-    """A proxy in front of the hub API that can answer 503 or hold requests past the timeout."""
-    mode = {"fault": None}
-    held = []
-
-    async def forward(request: web.Request):
-        if mode["fault"] == "503":
-            return web.Response(status=503, text="hub unavailable")
-        if mode["fault"] == "hang":
-            fut = asyncio.get_running_loop().create_future()
-            held.append(fut)
-            await fut  # released at teardown; the culler's request times out first
-            return web.Response(status=504)
-        url = mode["hub"].api + "/" + request.match_info["tail"]
-        async with aiohttp.ClientSession() as s:
-            async with s.request(request.method, url, params=request.query, headers={
-                k: v for k, v in request.headers.items() if k.lower() in ("authorization", "accept", "content-type")
-            }, data=await request.read()) as r:
-                return web.Response(status=r.status, body=await r.read(), headers={"Content-Type": r.headers.get("Content-Type", "")})
-
-    app = web.Application()
-    app.router.add_route("*", "/hub/api/{tail:.*}", forward)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    mode["url"] = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/hub/api"
-    yield mode
-    for fut in held:
-        if not fut.done():
-            fut.set_result(None)
-    await runner.cleanup()
-
-
 async def test_hub_api_errors_and_timeouts_for_a_cycle(culler_hub, faulty_proxy, clock, tmp_path, caplog, monkeypatch):
     # idle-culler's loop takes its request timeout from the environment (CullerService sets it).
     monkeypatch.setenv("JUPYTERHUB_REQUEST_TIMEOUT", "1")
@@ -191,3 +157,26 @@ async def test_hub_api_errors_and_timeouts_for_a_cycle(culler_hub, faulty_proxy,
     assert not await running(hub, "ada")
     assert cycle.state.last_error is None
     assert sample(cycle.metrics, "jhplatform_culler_culls_total", rule="idle", cls="gpu") == 1
+
+
+async def test_failed_stop_request_is_counted_once(culler_hub, faulty_proxy, clock, tmp_path, monkeypatch):
+    monkeypatch.setenv("JUPYTERHUB_REQUEST_TIMEOUT", "1")
+    hub = await culler_hub()
+    faulty_proxy["hub"] = hub
+    await spawn(hub, "ada", "fast")
+    cycle = make_cycle(hub, tmp_path, hub_api_url=faulty_proxy["url"])
+    clock.advance(11)
+
+    faulty_proxy.update(fault="503", only="DELETE")
+    # idle-culler's loop goes on after one user's failure and only logs it: the cycle ran.
+    assert await cycle.run() is True
+    assert await running(hub, "ada")
+    assert sample(cycle.metrics, "jhplatform_culler_server_errors_total") == 1
+    assert cycle.state.server_errors == ["Error processing ada: HTTPClientError: HTTP 503: Service Unavailable"]
+    faulty_proxy.update(fault=None, only=None)
+    assert await cycle.run() is True
+    assert not await running(hub, "ada")
+    assert cycle.state.server_errors == []
+    assert sample(cycle.metrics, "jhplatform_culler_culls_total", rule="idle", cls="gpu") == 1
+    assert sample(cycle.metrics, "jhplatform_culler_server_errors_total") == 1
+    assert sample(cycle.metrics, "jhplatform_culler_cycle_errors_total") == 0

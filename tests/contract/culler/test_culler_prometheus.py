@@ -20,105 +20,18 @@ We test these aspects:
 from __future__ import annotations
 
 import logging
-import signal
-import subprocess
 
-import aiohttp
 import pytest
-from aiohttp import web
 
-from conftest import NS, make_cycle, running, sample, spawn, touch
-from helpers import wait_for
-from hubstack import free_port
-from jhplatform.culler.prometheus import DEFAULT_QUERY, gpu_utilisation
+from conftest import NS, WINDOW, make_cycle, running, sample, spawn, touch, until_prometheus_shows
+from jhplatform.culler.prometheus import DEFAULT_QUERY
 
 pytestmark = pytest.mark.contract
-
-PROMETHEUS = "/usr/bin/prometheus"
-WINDOW = "5s"
-
-
-@pytest.fixture
-async def exporter():
-    """Serves DCGM_FI_DEV_GPU_UTIL for {pod: utilisation} (one GPU per pod)."""
-    values: dict[str, float] = {}
-
-    async def metrics(request):
-        lines = ["# HELP DCGM_FI_DEV_GPU_UTIL GPU utilization (in %).", "# TYPE DCGM_FI_DEV_GPU_UTIL gauge"]
-        for i, (pod, v) in enumerate(sorted(values.items())):
-            lines.append(
-                f'DCGM_FI_DEV_GPU_UTIL{{gpu="{i}",UUID="GPU-{i:08d}-test",device="nvidia{i}",modelName="NVIDIA A100-SXM4-40GB",'
-                f'Hostname="gpu-node-1",container="notebook",namespace="{NS}",pod="{pod}"}} {v}'
-            )
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
-
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield values, site._server.sockets[0].getsockname()[1]
-    await runner.cleanup()
-
-
-@pytest.fixture
-async def prometheus(exporter, tmp_path):
-    _, exporter_port = exporter
-    port = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(f"""
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-scrape_configs:
-  - job_name: dcgm
-    honor_labels: true
-    static_configs:
-      - targets: ["127.0.0.1:{exporter_port}"]
-""")
-    log = open(tmp_path / "prometheus.log", "wb")
-    proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    async def ready():
-        assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
-        try:
-            async with aiohttp.ClientSession() as s, s.get(f"{url}/-/ready") as r:
-                return r.status == 200
-        except aiohttp.ClientError:
-            return False
-
-    await wait_for(ready, 60, 0.2, message="Prometheus ready")
-
-    def stop():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-
-    yield url, stop
-    stop()
-    log.close()
 
 
 async def pod_name(hub, user: str) -> str:
     status, model = await hub.request("GET", f"/users/{user}")
     return model["servers"][""]["state"]["pod_name"]
-
-
-async def until_prometheus_shows(url: str, expected: dict):
-    """Wait for scrapes to reach Prometheus: each pod's windowed mean on the expected side of 5%."""
-    query = DEFAULT_QUERY.replace("{window}", WINDOW)
-
-    async def seen():
-        values = await gpu_utilisation(url, query, 5)
-        return all((NS, pod) in values and (values[(NS, pod)] < 5) == (v < 5) for pod, v in expected.items())
-
-    await wait_for(seen, 60, 0.5, message=f"Prometheus to show {expected}")
 
 
 async def test_gpu_utilisation_decides_and_missing_data_falls_back(culler_hub, exporter, prometheus, clock, tmp_path, caplog):

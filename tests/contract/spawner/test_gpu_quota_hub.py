@@ -1,9 +1,10 @@
 """Quota-aware GPU profiles through a real JupyterHub (PlatformSpawner) on the emulator.
 
-The hub runs unmodified KubeSpawner code against the session emulator (simulated kubelet) in a
-namespace with a GPU ResourceQuota; the emulator's default node pool has 2 nodes with 4 A100s
-each, tainted ``nvidia.com/gpu``. Notebook servers are a stub HTTP responder (``get_pod_url``
-points the hub at it), so spawns end "ready" without running Jupyter.
+The hub and its GPU profiles are tests/gpuhub.py's: unmodified KubeSpawner code against the
+session emulator (simulated kubelet) in a namespace with a GPU ResourceQuota, 2 nodes with 4
+A100s each tainted ``nvidia.com/gpu``, notebook servers a stub HTTP responder. The race of 100
+REST spawns for 8 GPUs (default hub settings) is in tests/reliability/test_gpu_race.py, run a
+number of rounds set by the reliability suite's size.
 
 We test these aspects:
 - the spawn form, fetched as the user: per GPU profile (the plain KubeSpawner one too) and
@@ -21,13 +22,8 @@ We test these aspects:
   counted in the refusal metric by reason, with the profile, the scheduler's message and the
   fix in the hub log, and not counted toward ``consecutive_failure_limit``;
 - 10 consecutive refusals with ``consecutive_failure_limit = 5`` leave the hub running;
-- the race, with the plain KubeSpawner GPU profile (``extra_resource_limits`` only, no ``gpu:``
-  entry, no toleration) on the default tainted pool: 100 concurrent REST spawns with 8 GPUs
-  free end with exactly 8 servers running, 92 clear refusals and no pod Pending, with no quota
-  request per decision; the metrics show 8 in use, then 8 free again after the servers stop
-  (run 3 times);
-- the same race under z2jh's hub settings (``slow_spawn_timeout: 0``, z2jh-hub-loader.md step
-  3): every REST spawn answers 202, 8 servers run, each of the 92 progress streams ends with
+- the race of 100 spawns for 8 GPUs (tests/reliability/test_gpu_race.py) under z2jh's hub
+  settings (``slow_spawn_timeout: 0``, z2jh-hub-loader.md step 3): every REST spawn answers 202, 8 servers run, each of the 92 progress streams ends with
   the refusal's message, and the hub stays up;
 - after a hub restart the ledger is rebuilt from the running pods.
 """
@@ -40,173 +36,14 @@ import re
 import time
 from collections import Counter
 
-import aiohttp
 import pytest
 
+from gpuhub import (A100, FREE, GPU, NS, PRODUCT, QUOTA_FULL_8, Browser, create_users, decision_requests, metrics, pods,
+                    requests_since, spawn_page, start_hub)  # noqa: F401 (start_hub is a fixture)
 from helpers import wait_for
-from hubrbac import HUB_NAMESPACE, HUB_SERVICE_ACCOUNT
-from hubstack import HubStack, spawn, stop
+from hubstack import spawn, stop
 
 pytestmark = pytest.mark.contract
-
-NS = "gpu"
-GPU = "nvidia.com/gpu"
-PRODUCT = "nvidia.com/gpu.product"
-A100 = "NVIDIA-A100-SXM4-40GB"
-A100_GPU = {"resource": GPU, "count": 1, "type": "A100", "type_label": PRODUCT, "type_value": A100}
-PROFILES = [
-    {"display_name": "CPU", "slug": "cpu", "default": True, "description": "2 CPUs", "kubespawner_override": {"cpu_limit": 2}},
-    {"display_name": "A100", "slug": "a100", "description": "One NVIDIA A100", "gpu": A100_GPU},
-    {
-        "display_name": "A100 (several)",
-        "slug": "a100-multi",
-        "gpu": {"resource": GPU, "option": "gpus", "type": "A100", "type_label": PRODUCT, "type_value": A100},
-        "profile_options": {"gpus": {"display_name": "GPUs", "choices": {
-            "1": {"display_name": "1 GPU", "default": True}, "2": {"display_name": "2 GPUs"}, "4": {"display_name": "4 GPUs"}}}},
-    },
-]
-# The plain KubeSpawner way, as the seeds and z2jh's docs write a GPU profile.
-PLAIN_GPU = {"display_name": "GPU", "slug": "gpu", "description": "One GPU",
-             "kubespawner_override": {"extra_resource_limits": {GPU: "1"}}}
-# Configuration mistakes: a GPU type no node has, and a profile that turned the toleration off.
-NO_SUCH_NODE = {"display_name": "H100", "slug": "h100",
-                "kubespawner_override": {"extra_resource_limits": {GPU: "1"}, "node_selector": {PRODUCT: "NVIDIA-H100-80GB-HBM3"}}}
-NO_TOLERATION = {"display_name": "GPU (untolerated)", "slug": "untolerated",
-                 "kubespawner_override": {"extra_resource_limits": {GPU: "1"}, "gpu_default_toleration": False}}
-PROFILES = PROFILES + [PLAIN_GPU, NO_SUCH_NODE, NO_TOLERATION]
-QUOTA_FULL_8 = "All 8 GPUs are in use (yours: 0). Pick the CPU profile or try again later."
-
-
-def gpu_namespace(cluster, gpus: int | None = 8, name: str = NS) -> None:
-    cluster.cluster.create("namespaces", None, {"metadata": {"name": name}})
-    if gpus is not None:
-        cluster.cluster.create("resourcequotas", name, {"metadata": {"name": "gpu-quota"}, "spec": {"hard": {f"requests.{GPU}": str(gpus)}}})
-
-
-def hub_config(port: int, extra: str = "") -> str:
-    return f"""
-c.KubeSpawner.namespace = {NS!r}
-c.KubeSpawner.profile_list = {PROFILES!r}
-c.KubeSpawner.get_pod_url = lambda spawner, pod: "http://127.0.0.1:{port}"
-c.KubeSpawner.start_timeout = 60
-c.Spawner.consecutive_failure_limit = 5
-c.JupyterHub.allow_named_servers = True
-c.JupyterHub.load_roles.append({{"name": "gpu-tests", "scopes": ["admin:groups", "read:metrics"], "services": ["operator"]}})
-""" + extra
-
-
-@pytest.fixture
-async def start_hub(cluster, tmp_path, chp_path, notebook_stub):
-    hubs = []
-
-    async def start(extra: str = "", gpus: int | None = 8) -> HubStack:
-        if not hubs:
-            gpu_namespace(cluster, gpus)
-        hub = HubStack(tmp_path, cluster.write_serviceaccount_kubeconfig(tmp_path / "kubeconfig", HUB_NAMESPACE, HUB_SERVICE_ACCOUNT), hub_config(notebook_stub, extra), spawner_class="jhplatform")
-        await hub.start()
-        hubs.append(hub)
-        return hub
-
-    yield start
-    for hub in hubs:
-        await hub.stop()
-
-
-async def create_users(hub: HubStack, *names: str) -> None:
-    status, body = await hub.request("POST", "/users", {"usernames": list(names)})
-    assert status == 201, body
-
-
-def pods(cluster, ns: str = NS) -> list[dict]:
-    return cluster.cluster.store.list("pods", ns)
-
-
-class Page(dict):
-    """Elements of an HTML page by id: {id: {attr: value, "_text": text}}."""
-
-    @classmethod
-    def parse(cls, html: str) -> "Page":
-        from html.parser import HTMLParser
-
-        page = cls()
-        stack: list[str | None] = []
-
-        class P(HTMLParser):
-            def handle_starttag(self, tag, attrs):
-                a = dict(attrs)
-                a["_text"] = ""
-                if "id" in a:
-                    page[a["id"]] = a
-                if tag not in ("input", "meta", "link", "br", "img"):
-                    stack.append(a.get("id"))
-
-            def handle_endtag(self, tag):
-                if stack:
-                    stack.pop()
-
-            def handle_data(self, data):
-                for i in stack:
-                    if i:
-                        page[i]["_text"] += data
-
-        P().feed(html)
-        return page
-
-    def text(self, id_: str) -> str:
-        return " ".join(self[id_]["_text"].split())
-
-
-class Browser:
-    """A user logged in to the hub with the dummy authenticator (page handlers take cookies, not tokens)."""
-
-    def __init__(self, hub: HubStack, user: str):
-        self.hub, self.user = hub, user
-        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
-
-    @staticmethod
-    def xsrf(html: str) -> str:
-        return re.search(r'name="_xsrf" value="([^"]+)"', html).group(1)
-
-    async def login(self) -> "Browser":
-        async with self.session.get(f"{self.hub.url}/hub/login") as r:
-            form = await r.text()
-        data = {"username": self.user, "password": "any", "_xsrf": self.xsrf(form)}
-        async with self.session.post(f"{self.hub.url}/hub/login", data=data, allow_redirects=False) as r:
-            assert r.status == 302, await r.text()
-        return self
-
-    async def spawn_page(self) -> tuple[Page, str]:
-        async with self.session.get(f"{self.hub.url}/hub/spawn/{self.user}", allow_redirects=False) as r:
-            html = await r.text()
-            assert r.status == 200, (r.status, html)
-        self._xsrf = re.search(r"_xsrf=([^&\"']+)", html).group(1)
-        return Page.parse(html), html
-
-    async def submit(self, data: dict) -> tuple[int, str]:
-        """POST the spawn form (after :meth:`spawn_page`)."""
-        url = f"{self.hub.url}/hub/spawn/{self.user}"
-        async with self.session.post(url, data={**data, "_xsrf": self._xsrf}, allow_redirects=False) as r:
-            return r.status, await r.text()
-
-    async def close(self) -> None:
-        await self.session.close()
-
-
-async def spawn_page(hub: HubStack, user: str) -> tuple[Page, str]:
-    browser = await Browser(hub, user).login()
-    try:
-        return await browser.spawn_page()
-    finally:
-        await browser.close()
-
-
-def requests_since(cluster, mark: int) -> list[dict]:
-    return list(cluster.requests)[mark:]
-
-
-def decision_requests(entries: list[dict]) -> list[str]:
-    """Requests that are not the reflectors' own list/watch loop (nor the spawns' pod work)."""
-    return [f"{e.get('verb')} {e['path_qs']}" for e in entries if e.get("verb") not in ("list", "watch")]
 
 
 async def test_form_shows_availability_and_disabled_reasons(start_hub, cluster):
@@ -385,92 +222,6 @@ async def test_ten_refusals_do_not_stop_the_hub(start_hub, cluster):
     status, _ = await spawn(hub, "user0", {"profile": "cpu"})
     assert status in (201, 202)
     await hub.wait_ready("user0")
-
-
-async def metrics(hub: HubStack) -> dict[str, float]:
-    status, text = await hub.request("GET", "/metrics", base=f"{hub.url}/hub")
-    assert status == 200, text
-    out = {}
-    for line in text.splitlines():
-        if line.startswith("jhplatform_"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
-
-
-IN_USE = 'jhplatform_gpus_in_use{resource="nvidia.com/gpu",type=""}'
-FREE = 'jhplatform_gpus_free{resource="nvidia.com/gpu",type=""}'
-REFUSED_QUOTA = 'jhplatform_gpu_refusals_total{reason="quota"}'
-
-
-@pytest.mark.parametrize("round_", [1, 2, 3], ids=["round-1", "round-2", "round-3"])
-async def test_race_100_spawns_for_8_gpus(start_hub, cluster, round_):
-    # JupyterHub answers a REST spawn with the spawn's own error only if it fails within
-    # slow_spawn_timeout (default 10 s), else with 202. On a 2-core machine the hub needs more
-    # than 10 s of its own bookkeeping (tokens, database commits) before 100 simultaneous spawns
-    # reach the GPU decision, so give it time: the test is about the answers, not the hub's speed.
-    hub = await start_hub("c.JupyterHub.tornado_settings = {'slow_spawn_timeout': 60}\n")
-    users = [f"racer{i:03d}" for i in range(100)]
-    await create_users(hub, *users)
-    await spawn_page(hub, users[0])  # watches started, as on a live hub
-    before = await metrics(hub)
-    assert before[FREE] == 8 and before[IN_USE] == 0
-
-    mark = len(cluster.requests)
-    started = time.monotonic()
-    results = await asyncio.gather(*(spawn(hub, u, {"profile": "gpu"}) for u in users))
-    answered = time.monotonic() - started
-    accepted = [u for u, (status, _) in zip(users, results) if status in (201, 202)]
-    refused = [body for status, body in results if status == 400]
-    answers = Counter((status, (body or {}).get("message") if isinstance(body, dict) else body) for status, body in results)
-    assert (len(accepted), len(refused)) == (8, 92), answers
-    assert {b["message"] for b in refused} == {QUOTA_FULL_8}, answers
-    await asyncio.gather(*(hub.wait_ready(u) for u in accepted))
-    elapsed = time.monotonic() - started
-    print(f"round {round_}: 100 concurrent spawns answered in {answered:.2f} s, 8 servers ready after {elapsed:.2f} s")
-
-    running = pods(cluster)
-    assert sorted(p["metadata"]["name"] for p in running) == sorted(f"jupyter-{u}" for u in accepted)
-    assert [p["status"]["phase"] for p in running] == ["Running"] * 8, "no pod Pending"
-    assert all({"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in p["spec"]["tolerations"] for p in running)
-    assert cluster.cluster.get("resourcequotas", NS, "gpu-quota")["status"]["used"][f"requests.{GPU}"] == "8"
-
-    window = requests_since(cluster, mark)
-    by_kind: dict[tuple, int] = {}
-    for e in window:
-        by_kind[(e.get("verb"), e.get("resource"))] = by_kind.get((e.get("verb"), e.get("resource")), 0) + 1
-    # One accepted create per server; refused spawns never reach the apiserver. Under load a
-    # create can answer slower than KubeSpawner's 3 s request timeout and be retried: the retry
-    # meets our own pod (409) or the full quota it holds (403), and creates nothing.
-    creates = [e for e in window if (e.get("verb"), e.get("resource")) == ("create", "pods")]
-    assert sum(e.get("status") == 201 for e in creates) == 8, by_kind
-    assert all(e.get("status") in (201, 403, 409) for e in creates), [e.get("status") for e in creates]
-    assert len(creates) - 8 <= 8, "at most one retry per accepted spawn"
-    assert not [k for k in by_kind if k[1] in ("resourcequotas", "nodes") and k[0] not in ("list", "watch")], by_kind
-    # The reflectors' own loop relists after each watch timeout; nothing scales with decisions.
-    assert by_kind.get(("list", "resourcequotas"), 0) <= 1 + elapsed / 5, by_kind
-    assert by_kind.get(("list", "pods"), 0) <= 1 + elapsed / 5, by_kind
-    # A retried create's 403 is checked against our own pod (a GET of that accepted pod): that is
-    # the spawn confirming its pod, not a decision.
-    confirm = {("get", "pods", f"jupyter-{u}") for u in accepted}
-    assert decision_requests([
-        e for e in window
-        if (e.get("verb"), e.get("resource")) != ("create", "pods") and (e.get("verb"), e.get("resource"), e.get("name")) not in confirm
-    ]) == [], by_kind
-
-    after = await metrics(hub)
-    assert (after[IN_USE], after[FREE]) == (8, 0)
-    assert after[REFUSED_QUOTA] - before.get(REFUSED_QUOTA, 0) == 92
-    assert hub.proc.poll() is None
-
-    await asyncio.gather(*(stop(hub, u) for u in accepted))
-    await wait_for(lambda: not pods(cluster), 30, message="GPU pods deleted")
-
-    async def freed():
-        m = await metrics(hub)
-        return (m[IN_USE], m[FREE]) == (0, 8)
-
-    await wait_for(freed, 10, message="GPUs free again")
 
 
 async def test_ledger_rebuilt_from_pods_after_hub_restart(start_hub, cluster):

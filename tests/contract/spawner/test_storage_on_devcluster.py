@@ -14,6 +14,9 @@ We test these aspects:
   user is told so (also through ``progress()``); with ``fixed`` the size stays and the user is
   told; a smaller profile never shrinks the claim;
 - a failing claim lookup stops the spawn before anything is created;
+- another user's claim is never used: under the user's older "escape" name (user ``a.b``,
+  claim ``claim-a-2eb`` annotated for user ``a-2eb``) it is skipped and a claim of the user's
+  own is created; under the user's current name the spawn stops with a message, nothing created;
 - shared datasets (a ReadOnlyMany claim and a CSI volume) are mounted read-only and admitted;
 - every storage configuration an admin can write is admitted by an ``enforce=restricted``
   namespace and reaches Running; every inline volume type PSS restricted forbids is refused at
@@ -322,6 +325,31 @@ async def test_lookup_failure_stops_the_spawn(jhub):
     assert "your home volume could not be looked up" in info.value.jupyterhub_message
     assert "Nothing was created" in info.value.jupyterhub_message
     assert "Could not look up home claim jhub/claim-ada for ada: 500" in str(info.value)
+    assert claim_creates(jhub, before) == []
+    assert jhub.cluster.store.find("pods", NS, "jupyter-ada") is None
+
+
+async def test_another_users_claim_under_the_older_name_is_skipped(jhub):
+    # KubeSpawner 7 named user a-2eb's claim claim-a-2eb: KubeSpawner 6's name for user a.b.
+    make_claim(jhub, "claim-a-2eb", labels={"component": "singleuser-storage", "hub.jupyter.org/username": "a-2eb"},
+               annotations={"hub.jupyter.org/username": "a-2eb"})
+    spawner, pod = await spawn(jhub, settings(), user="a.b")
+    assert home_claim_of(pod) == spawner.pvc_name != "claim-a-2eb"
+    assert claims(jhub)[spawner.pvc_name]["metadata"]["annotations"]["hub.jupyter.org/username"] == "a.b"
+    assert spawner.storage_messages == []
+    await stop(spawner)
+
+
+async def test_another_users_claim_under_the_current_name_stops_the_spawn(jhub):
+    make_claim(jhub, "claim-ada", labels={"component": "singleuser-storage"}, annotations={"hub.jupyter.org/username": "someone-else"})
+    before = len(jhub.requests)
+    spawner = make_spawner(PlatformSpawner, user="ada", config=settings())
+    with pytest.raises(StorageError) as info:
+        await spawner.start()
+    assert info.value.jupyterhub_message == (
+        "Your server could not start because the name of your home volume is taken by another user's volume. "
+        "Nothing was created or mounted. Please contact your hub admin.")
+    assert "Home claim jhub/claim-ada of ada is annotated for 'someone-else'" in str(info.value)
     assert claim_creates(jhub, before) == []
     assert jhub.cluster.store.find("pods", NS, "jupyter-ada") is None
 

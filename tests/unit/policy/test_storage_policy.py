@@ -623,6 +623,22 @@ def test_labelled_claims(claims, user, server, expected):
 
 
 @pytest.mark.parametrize(
+    "claim, user, server, expected",
+    [
+        pytest.param(home("claim-ada", "ada"), "ada", "", None, id="own"),
+        pytest.param(home("claim-ada--gpu", "ada", server="gpu"), "ada", "gpu", None, id="own-named-server"),
+        # KubeSpawner 7's name for user "a-2eb" is KubeSpawner 6's name for user "a.b".
+        pytest.param(home("claim-a-2eb", "a-2eb"), "a.b", "", "a-2eb", id="another-users-claim"),
+        pytest.param(home("claim-ada--gpu", "ada", server="gpu"), "ada", "", "ada/gpu", id="own-other-server"),
+        pytest.param(home("claim-ada", "ada"), "ada", "gpu", "ada", id="own-default-server-for-a-named-one"),
+        pytest.param(home("claim-a-2eb"), "a.b", "", None, id="unannotated-cannot-be-told-apart"),
+    ],
+)
+def test_claim_owner_conflict(claim, user, server, expected):
+    assert storage.claim_owner_conflict(claim, user, server) == expected
+
+
+@pytest.mark.parametrize(
     "current, wanted, expand",
     [
         pytest.param("10Gi", "100Gi", True, id="grow"),
