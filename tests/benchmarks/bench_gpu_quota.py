@@ -34,7 +34,7 @@ Figures (goal: a decision < 1 ms median):
      per-user and per-group counts (``GET .../pods?labelSelector=component=singleuser-server``,
      raw + ``json.loads`` + the sum).
 
-4. **The race** of tests/contract/test_gpu_quota_hub.py, 20 rounds on one real JupyterHub
+4. **The race** of tests/reliability/test_gpu_race.py, 20 rounds on one real JupyterHub
    (PlatformSpawner, configurable-http-proxy) against the emulator's default tainted pool: 100
    concurrent REST spawns of the plain KubeSpawner GPU profile (``extra_resource_limits`` only)
    for 8 free GPUs (ResourceQuota ``requests.nvidia.com/gpu: 8``). Per round: servers running,

@@ -10,7 +10,7 @@ The set-up:
 - **The emulator** (``DevCluster``, simulated kubelet, its default node pool: two CPU nodes and
   two tainted 4-GPU A100 nodes) runs in a child process of this script, so it does not share the
   benchmark's event loop; the same child serves the notebook stub (a loopback responder answering
-  200, which every pod's URL points at, as tests/contract/spawner/test_gpu_quota_hub.py does).
+  200, which every pod's URL points at, as tests/gpuhub.py does).
   Every namespace gets the hub's RBAC (tests/hubrbac.py) and both hubs act as ServiceAccount
   ``jhub:hub``, as under z2jh.
 - **Two hubs** (JupyterHub with configurable-http-proxy from ``.venv/node_modules``, logging at
