@@ -1,0 +1,54 @@
+"""How the spawn path treats errors from the Kubernetes API (pure: statuses in, decisions and words out).
+
+An apiserver answers 429 when it sheds load and 500/502/503/504 when it, etcd or a proxy in front
+of it is briefly unwell; clients are expected to retry those (client-go does, with backoff).
+KubeSpawner 7.1 retries only its own client timeouts: any other error on a create fails the spawn
+with the client's raw dump (``(503)\\nReason: …\\nHTTP response headers: …``), and on a pod delete it
+fails the stop, after which JupyterHub forgets the server and the pod is left running. These
+functions decide what is worth retrying and what the user reads when the API still fails.
+"""
+
+from __future__ import annotations
+
+#: Statuses an apiserver uses for "try again": rate limiting and server-side failures.
+TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+_REASONS = {
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+_AFTER = ("Nothing of this attempt is left running and your files are safe. "
+          "Please try again in a minute; if it keeps happening, tell your hub admin.")
+
+
+def is_transient(status: int | None) -> bool:
+    """Whether an API answer with this HTTP status should be retried (429 and 5xx)."""
+    return status in TRANSIENT_STATUSES
+
+
+def status_text(status: int | None, reason: str | None = None) -> str:
+    """``"503 Service Unavailable"``: the status with its standard phrase (the client's own
+    ``reason`` is often a placeholder such as ``"error"``)."""
+    if status is None:
+        return "no answer"
+    phrase = _REASONS.get(status) or (reason if reason and reason.lower() != "error" else "")
+    return f"{status} {phrase}".strip()
+
+
+def api_failure_message(action: str, status: int | None, reason: str | None = None) -> str:
+    """What the user reads when the Kubernetes API refused or failed ``action`` (e.g. "creating
+    your server's pod") with ``status``, after any retries."""
+    if is_transient(status):
+        what = f"the cluster's Kubernetes API kept failing ({status_text(status, reason)}) while {action}"
+    else:
+        what = f"the cluster's Kubernetes API refused {action} ({status_text(status, reason)})"
+    return f"Your server could not start because {what}. {_AFTER}"
+
+
+def api_timeout_message(action: str) -> str:
+    """What the user reads when the Kubernetes API did not answer ``action`` in time, after retries."""
+    return f"Your server could not start because the cluster's Kubernetes API did not answer in time while {action}. {_AFTER}"
