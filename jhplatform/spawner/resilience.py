@@ -143,4 +143,5 @@ class ApiResilienceMixin(LoggingConfigurable):
             last = self._api_transient
             user = (api_failure_message(self._api_action, last.status, last.reason) if last is not None
                     else api_timeout_message(self._api_action))
-            raise KubernetesApiFailure(user, f"Spawn of {self._log_name} failed while {self._api_action}: {e}") from e
+            answer = f"; the last answer was {status_text(last.status, last.reason)}: {_api_detail(last)}" if last is not None else ""
+            raise KubernetesApiFailure(user, f"Spawn of {self._log_name} failed while {self._api_action}: {e}{answer}") from e

@@ -1,0 +1,140 @@
+"""PlatformSpawner on a misbehaving Kubernetes API (jhplatform.spawner.resilience), in-process on
+the emulator with its fault injection.
+
+We test these aspects:
+- 503s on the pod, home-volume (PVC) and Service creates are retried and the spawn succeeds;
+- a 500 on the pod delete is retried and the stop deletes the pod (KubeSpawner alone raises and
+  JupyterHub then forgets a server whose pod keeps running);
+- a 503 on the pod watch's first list is retried and the spawn succeeds;
+- an API that keeps failing a create past ``k8s_api_request_retry_timeout`` ends the spawn with
+  the "kept failing" message, and nothing is left;
+- a refusal that is not worth retrying (422) ends the spawn at once with the "refused" message;
+- an API that does not answer in time ends the spawn with the "did not answer" message;
+- a pod watch whose first list kept failing ends that spawn with a message naming the pods, and
+  the next spawn starts a new watch (KubeSpawner alone keeps handing out the dead one, and every
+  later spawn waits for a pod it never sees); a watch whose loop ended is restarted the same way.
+"""
+
+from __future__ import annotations
+
+import pytest
+from kubespawner import KubeSpawner
+
+from doubles import make_spawner
+from jhplatform.spawner import PlatformSpawner
+from jhplatform.spawner.resilience import KubernetesApiFailure
+
+pytestmark = pytest.mark.contract
+
+AFTER = ("Nothing of this attempt is left running and your files are safe. "
+         "Please try again in a minute; if it keeps happening, tell your hub admin.")
+
+
+def config(**extra) -> dict:
+    base = {"namespace": "default", "image": "quay.io/jupyterhub/singleuser:5.5", "start_timeout": 20,
+            "k8s_api_request_timeout": 1, "k8s_api_request_retry_timeout": 3}
+    base.update(extra)
+    return {"PlatformSpawner": base}
+
+
+def creates(cluster, resource: str) -> list[int]:
+    return [e["status"] for e in cluster.requests if e.get("verb") == "create" and e.get("resource") == resource]
+
+
+async def started(cluster, user: str = "ada", **extra):
+    spawner = make_spawner(PlatformSpawner, user=user, config=config(**extra))
+    await spawner.start()
+    assert cluster.cluster.get("pods", "default", spawner.pod_name)["status"]["phase"] == "Running"
+    return spawner
+
+
+RETRIED = [
+    ("pod-create", "pods", {}),
+    ("pvc-create", "persistentvolumeclaims", {"storage_pvc_ensure": True, "storage_capacity": "1Gi"}),
+    ("service-create", "services", {"services_enabled": True}),
+]
+
+
+@pytest.mark.parametrize("resource, extra", [r[1:] for r in RETRIED], ids=[r[0] for r in RETRIED])
+async def test_transient_create_failures_are_retried(cluster, resource, extra):
+    cluster.faults.add(verb="create", resource=resource, namespace="default", status=503, count=2)
+    await started(cluster, **extra)
+    assert creates(cluster, resource) == [503, 503, 201]
+
+
+async def test_transient_delete_failure_is_retried(cluster):
+    spawner = await started(cluster)
+    cluster.faults.add(verb="delete", resource="pods", namespace="default", status=500, count=1)
+    await spawner.stop()
+    assert cluster.cluster.store.find("pods", "default", spawner.pod_name) is None
+    assert [e["status"] for e in cluster.requests if e.get("verb") == "delete" and e.get("resource") == "pods"] == [500, 200]
+
+
+async def test_first_pod_list_failure_is_retried(cluster):
+    cluster.faults.add(verb="list", resource="pods", namespace="default", status=503, count=1)
+    await started(cluster)
+
+
+async def test_create_that_keeps_failing_ends_with_a_message(cluster):
+    cluster.faults.add(verb="create", resource="pods", namespace="default", status=503, count=None)
+    spawner = make_spawner(PlatformSpawner, user="ada", config=config())
+    with pytest.raises(KubernetesApiFailure) as info:
+        await spawner.start()
+    assert info.value.jupyterhub_message == (
+        "Your server could not start because the cluster's Kubernetes API kept failing (503 Service Unavailable) "
+        f"while creating your server's pod. {AFTER}")
+    assert "injected fault: 503 ServiceUnavailable for pods" in str(info.value), "the log gets the apiserver's words"
+    assert len(creates(cluster, "pods")) > 1
+    cluster.faults.clear()
+    assert cluster.cluster.store.find("pods", "default", spawner.pod_name) is None
+
+
+async def test_refusal_is_not_retried(cluster):
+    cluster.faults.add(verb="create", resource="pods", namespace="default", status=422, count=None)
+    spawner = make_spawner(PlatformSpawner, user="ada", config=config())
+    with pytest.raises(KubernetesApiFailure) as info:
+        await spawner.start()
+    assert info.value.jupyterhub_message == (
+        "Your server could not start because the cluster's Kubernetes API refused creating your server's pod "
+        f"(422 Unprocessable Entity). {AFTER}")
+    assert creates(cluster, "pods") == [422]
+
+
+async def test_no_answer_ends_with_a_message(cluster):
+    cluster.faults.add(verb="create", resource="pods", namespace="default", hang=2, count=None)
+    spawner = make_spawner(PlatformSpawner, user="ada", config=config())
+    with pytest.raises(KubernetesApiFailure) as info:
+        await spawner.start()
+    assert info.value.jupyterhub_message == (
+        "Your server could not start because the cluster's Kubernetes API did not answer in time "
+        f"while creating your server's pod. {AFTER}")
+    cluster.faults.clear()
+
+
+async def test_broken_pod_watch_is_restarted(cluster):
+    cluster.faults.add(verb="list", resource="pods", namespace="default", status=503, count=None)
+    first = make_spawner(PlatformSpawner, user="ada", config=config())
+    with pytest.raises(KubernetesApiFailure) as info:
+        await first.start()
+    assert info.value.jupyterhub_message == (
+        "Your server could not start because the cluster's Kubernetes API kept failing (503 Service Unavailable) "
+        f"while reading the cluster's pods. {AFTER}")
+    key = first._get_reflector_key("pods")
+    dead = KubeSpawner.reflectors[key]
+    assert dead.first_load_future.exception() is not None, "KubeSpawner keeps the reflector whose first list failed"
+
+    cluster.faults.clear()
+    await started(cluster, user="bob")
+    assert KubeSpawner.reflectors[key] is not dead
+
+
+async def test_ended_pod_watch_is_restarted(cluster):
+    spawner = await started(cluster)
+    key = spawner._get_reflector_key("pods")
+    reflector = KubeSpawner.reflectors[key]
+    # What KubeSpawner's watch loop does after repeated failures: it returns, and the store goes stale.
+    reflector.watch_task.cancel()
+    with pytest.raises(BaseException):
+        await reflector.watch_task
+    await started(cluster, user="bob")
+    assert KubeSpawner.reflectors[key] is not reflector
