@@ -10,6 +10,10 @@ functions decide what is worth retrying and what the user reads when the API sti
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from .unschedulable import unschedulable_condition
+
 #: Statuses an apiserver uses for "try again": rate limiting and server-side failures.
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -52,3 +56,21 @@ def api_failure_message(action: str, status: int | None, reason: str | None = No
 def api_timeout_message(action: str) -> str:
     """What the user reads when the Kubernetes API did not answer ``action`` in time, after retries."""
     return f"Your server could not start because the cluster's Kubernetes API did not answer in time while {action}. {_AFTER}"
+
+
+def start_waiting_for(pod: Mapping | None, action: str) -> str:
+    """What a spawn was still waiting for when its time ran out, in the user's words: the API
+    (``action``) when there is no pod yet, a node when the scheduler could not place the pod,
+    else the pod starting."""
+    if pod is None:
+        return f"it was still {action}"
+    if unschedulable_condition(pod) is not None:
+        return "no node in the cluster had room for it"
+    return "its pod was still starting"
+
+
+def start_timeout_message(seconds: float, waiting_for: str) -> str:
+    """What the user reads when PlatformSpawner stops a spawn at its start timeout (instead of
+    JupyterHub's own timeout, whose message is empty)."""
+    return (f"Your server did not start within {seconds:g} seconds ({waiting_for}), so it was stopped. "
+            "Please try again in a few minutes; if it keeps happening, tell your hub admin.")

@@ -26,16 +26,36 @@ from kubernetes_asyncio.client.rest import ApiException
 from tornado import web
 from traitlets.config import LoggingConfigurable
 
-from ..policy.api_errors import api_failure_message, api_timeout_message, is_transient, status_text
+from ..policy.api_errors import (
+    api_failure_message,
+    api_timeout_message,
+    is_transient,
+    start_timeout_message,
+    start_waiting_for,
+    status_text,
+)
 
 
-class KubernetesApiFailure(Exception):
-    """A spawn the Kubernetes API failed. ``jupyterhub_message`` is what the user reads (JupyterHub
-    shows it in the progress stream); the exception's text is for the log."""
+class SpawnFailure(Exception):
+    """A spawn that failed. ``jupyterhub_message`` is what the user reads (JupyterHub shows it in
+    the progress stream); the exception's text is for the log."""
 
     def __init__(self, user_message: str, log_message: str):
         super().__init__(log_message)
         self.jupyterhub_message = user_message
+
+
+class KubernetesApiFailure(SpawnFailure):
+    """A spawn the Kubernetes API failed, after retries."""
+
+
+class StartTimedOut(SpawnFailure):
+    """A spawn stopped at ``start_timeout``."""
+
+
+#: PlatformSpawner stops a spawn this long before JupyterHub's own ``start_timeout`` would (which
+#: starts a moment earlier, and ends the spawn with an empty message).
+START_TIMEOUT_MARGIN = 1.0
 
 
 def _api_detail(error: ApiException) -> str:
@@ -93,6 +113,39 @@ class ApiResilienceMixin(LoggingConfigurable):
         return await self._retry_transient("deleting your server's pod", super()._make_delete_pod_request,
                                            pod_name, delete_options, grace_seconds, request_timeout)
 
+    # -- a pod created again behind the stop's back --
+
+    async def stop(self, now=False):
+        # An apiserver can commit a create after its client gave up on it (KubeSpawner then
+        # retried and got its pod); when that late create lands after the stop's delete, the pod
+        # is back under the same name. KubeSpawner's stop then waits start_timeout for it to go,
+        # fails, and JupyterHub forgets a server whose pod runs on. Delete such a pod too.
+        guard = asyncio.ensure_future(self._delete_pods_created_again())
+        try:
+            return await super().stop(now=now)
+        finally:
+            guard.cancel()
+
+    async def _delete_pods_created_again(self) -> None:
+        from kubernetes_asyncio.client import V1DeleteOptions
+
+        key = f"{self.namespace}/{self.pod_name}"
+        reflector = self.pod_reflector
+        original = ((reflector.pods.get(key) if reflector is not None else None) or {}).get("metadata", {}).get("uid")
+        while True:
+            await asyncio.sleep(0.5)
+            reflector = self.pod_reflector
+            pod = reflector.pods.get(key) if reflector is not None else None
+            meta = (pod or {}).get("metadata") or {}
+            if pod is None or meta.get("uid") == original or meta.get("deletionTimestamp"):
+                continue
+            self.log.warning("Pod %s was created again after the stop deleted it (a create the API committed late); deleting it too", key)
+            original = meta.get("uid")
+            try:
+                await self._make_delete_pod_request(self.pod_name, V1DeleteOptions(grace_period_seconds=0), 0, self.k8s_api_request_timeout)
+            except ApiException as e:
+                self.log.warning("Could not delete the re-created pod %s: %s", key, status_text(e.status, e.reason))
+
     # -- reflectors --
 
     async def _start_reflector(self, kind, reflector_class, replace=False, **kwargs):
@@ -127,8 +180,11 @@ class ApiResilienceMixin(LoggingConfigurable):
     async def _start(self):
         self._api_action = "preparing your server"
         self._api_transient = None
+        limit = self.start_timeout - START_TIMEOUT_MARGIN
+        deadline = None
         try:
-            return await super()._start()
+            async with asyncio.timeout(limit if limit > 0 else None) as deadline:
+                return await super()._start()
         except ApiException as e:
             if hasattr(e, "jupyterhub_message"):
                 raise
@@ -137,6 +193,12 @@ class ApiResilienceMixin(LoggingConfigurable):
                 f"Spawn of {self._log_name} failed while {self._api_action}: Kubernetes API {status_text(e.status, e.reason)}: {_api_detail(e)}",
             ) from e
         except asyncio.TimeoutError as e:
+            if deadline is not None and deadline.expired():
+                reflector = self.pod_reflector
+                pod = reflector.pods.get(f"{self.namespace}/{self.pod_name}") if reflector is not None else None
+                waiting_for = start_waiting_for(pod, self._api_action)
+                raise StartTimedOut(start_timeout_message(self.start_timeout, waiting_for),
+                                    f"Spawn of {self._log_name} stopped after {self.start_timeout} s: {waiting_for}") from e
             # KubeSpawner's own "did not start in N seconds" is about the pod, not the API.
             if hasattr(e, "jupyterhub_message") or isinstance(e, web.HTTPError) or "did not start" in str(e):
                 raise
@@ -145,3 +207,4 @@ class ApiResilienceMixin(LoggingConfigurable):
                     else api_timeout_message(self._api_action))
             answer = f"; the last answer was {status_text(last.status, last.reason)}: {_api_detail(last)}" if last is not None else ""
             raise KubernetesApiFailure(user, f"Spawn of {self._log_name} failed while {self._api_action}: {e}{answer}") from e
+

@@ -6,7 +6,8 @@ tests/contract/spawner/test_gpu_quota_hub.py (its profiles, config and metrics a
 there), in an ``enforce=restricted`` namespace with an 8-GPU ResourceQuota, home volumes on and a
 Service per server (``services_enabled``), under z2jh's hub settings where they matter
 (``slow_spawn_timeout: 0``, z2jh-hub-loader.md step 3: a REST spawn answers 202 and the outcome is
-the progress stream's last event).
+the progress stream's last event; ``startTimeout: 300``, "Other z2jh defaults"). Failures are not
+counted toward ``consecutive_failure_limit`` (0), so a storm of faults cannot stop the hub.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ c.KubeSpawner.volumes = {HOME_VOLUMES!r}
 c.KubeSpawner.volume_mounts = {HOME_MOUNTS!r}
 c.KubeSpawner.services_enabled = True
 c.Spawner.consecutive_failure_limit = 0
+c.KubeSpawner.start_timeout = 300  # z2jh's singleuser.startTimeout
 """
 
 

@@ -12,17 +12,27 @@ We test these aspects:
 - an API that does not answer in time ends the spawn with the "did not answer" message;
 - a pod watch whose first list kept failing ends that spawn with a message naming the pods, and
   the next spawn starts a new watch (KubeSpawner alone keeps handing out the dead one, and every
-  later spawn waits for a pod it never sees); a watch whose loop ended is restarted the same way.
+  later spawn waits for a pod it never sees); a watch whose loop ended is restarted the same way;
+- a pod created again under the same name after the stop deleted it (a create the API committed
+  after its client gave up) is deleted too, and the stop ends;
+- a spawn still unfinished at ``start_timeout`` ends a moment before JupyterHub's own timeout
+  (whose message is empty) with a message saying what it was waiting for: a node, its pod
+  starting, or the API; nothing is left running.
 """
 
 from __future__ import annotations
+
+import asyncio
+import copy
 
 import pytest
 from kubespawner import KubeSpawner
 
 from doubles import make_spawner
+from helpers import wait_for
 from jhplatform.spawner import PlatformSpawner
-from jhplatform.spawner.resilience import KubernetesApiFailure
+from jhplatform.devcluster.kubelet import Behaviour
+from jhplatform.spawner.resilience import KubernetesApiFailure, StartTimedOut
 
 pytestmark = pytest.mark.contract
 
@@ -38,7 +48,7 @@ def config(**extra) -> dict:
 
 
 def creates(cluster, resource: str) -> list[int]:
-    return [e["status"] for e in cluster.requests if e.get("verb") == "create" and e.get("resource") == resource]
+    return [e.get("status") for e in cluster.requests if e.get("verb") == "create" and e.get("resource") == resource]
 
 
 async def started(cluster, user: str = "ada", **extra):
@@ -138,3 +148,54 @@ async def test_ended_pod_watch_is_restarted(cluster):
         await reflector.watch_task
     await started(cluster, user="bob")
     assert KubeSpawner.reflectors[key] is not reflector
+
+
+TIMEOUTS = [
+    ("no-room", {"cpu_guarantee": 100.0}, None, "no node in the cluster had room for it"),
+    ("pod-starting", {}, "slow", "its pod was still starting"),
+    ("api-silent", {"k8s_api_request_retry_timeout": 30}, "hang", "it was still creating your server's pod"),
+]
+
+
+@pytest.mark.parametrize("extra, trouble, waiting_for", [t[1:] for t in TIMEOUTS], ids=[t[0] for t in TIMEOUTS])
+async def test_start_timeout_says_what_it_waited_for(cluster, extra, trouble, waiting_for):
+    slow = cluster.kubelet.add_behaviour(Behaviour(name="jupyter-ada", step_delay=30)) if trouble == "slow" else None
+    if trouble == "hang":  # longer than the start timeout: the pod is not created in time
+        cluster.faults.add(verb="create", resource="pods", namespace="default", hang=8, count=None)
+    spawner = make_spawner(PlatformSpawner, user="ada", config=config(start_timeout=4, **extra))
+    try:
+        with pytest.raises(StartTimedOut) as info:
+            await spawner.start()
+        assert info.value.jupyterhub_message == (
+            f"Your server did not start within 4 seconds ({waiting_for}), so it was stopped. "
+            "Please try again in a few minutes; if it keeps happening, tell your hub admin.")
+        cluster.faults.clear()
+        await spawner.stop(now=True)  # what JupyterHub does after a failed start
+        assert cluster.cluster.store.find("pods", "default", spawner.pod_name) is None or \
+            cluster.cluster.get("pods", "default", spawner.pod_name)["metadata"].get("deletionTimestamp")
+    finally:
+        if slow is not None:
+            cluster.kubelet.remove_behaviour(slow)
+
+
+async def test_pod_created_again_after_the_delete_is_deleted(cluster):
+    spawner = await started(cluster)
+    pod = cluster.cluster.get("pods", "default", spawner.pod_name)
+    late = {"metadata": {k: v for k, v in pod["metadata"].items() if k in ("name", "labels", "annotations")}, "spec": pod["spec"]}
+    loop = asyncio.get_running_loop()
+    recreated = []
+
+    def on_change(change):
+        # The late create lands right after the delete removed the pod.
+        if change.resource == "pods" and change.type == "DELETED" and not recreated:
+            recreated.append(True)
+            loop.call_soon(cluster.cluster.create, "pods", "default", copy.deepcopy(late))
+
+    cluster.cluster.store.hooks.append(on_change)
+    try:
+        await asyncio.wait_for(spawner.stop(now=True), 15)
+    finally:
+        cluster.cluster.store.hooks.remove(on_change)
+    assert recreated
+    await wait_for(lambda: cluster.cluster.store.find("pods", "default", spawner.pod_name) is None, 10, message="the re-created pod deleted")
+

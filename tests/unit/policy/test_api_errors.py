@@ -5,12 +5,21 @@ We test these aspects:
 - the status text uses the standard phrase, falls back to the client's reason unless it is the
   placeholder "error", and says "no answer" without a status;
 - the user's messages for an API that kept failing, one that refused, and one that did not
-  answer: exact words, no raw client output.
+  answer: exact words, no raw client output;
+- at the start timeout, what the spawn was waiting for (the API with no pod yet, a node for an
+  unschedulable pod, the pod starting) and the message around it.
 """
 
 import pytest
 
-from jhplatform.policy.api_errors import api_failure_message, api_timeout_message, is_transient, status_text
+from jhplatform.policy.api_errors import (
+    api_failure_message,
+    api_timeout_message,
+    is_transient,
+    start_timeout_message,
+    start_waiting_for,
+    status_text,
+)
 
 TRANSIENT = [(429, True), (500, True), (502, True), (503, True), (504, True),
              (400, False), (403, False), (404, False), (409, False), (422, False), (None, False)]
@@ -55,3 +64,24 @@ def test_timeout_message():
     assert api_timeout_message("creating your server's service") == (
         "Your server could not start because the cluster's Kubernetes API did not answer in time "
         f"while creating your server's service. {AFTER}")
+
+
+UNSCHEDULABLE = {"status": {"phase": "Pending", "conditions": [
+    {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/4 nodes are available: 2 Insufficient cpu."}]}}
+PENDING = {"status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}}
+WAITING_FOR = [
+    ("no-pod", None, "it was still creating your server's pod"),
+    ("unschedulable", UNSCHEDULABLE, "no node in the cluster had room for it"),
+    ("starting", PENDING, "its pod was still starting"),
+]
+
+
+@pytest.mark.parametrize("pod, expected", [w[1:] for w in WAITING_FOR], ids=[w[0] for w in WAITING_FOR])
+def test_start_waiting_for(pod, expected):
+    assert start_waiting_for(pod, "creating your server's pod") == expected
+
+
+def test_start_timeout_message():
+    assert start_timeout_message(60, "its pod was still starting") == (
+        "Your server did not start within 60 seconds (its pod was still starting), so it was stopped. "
+        "Please try again in a few minutes; if it keeps happening, tell your hub admin.")
