@@ -27,6 +27,8 @@ _REASONS = {
 
 _AFTER = ("Nothing of this attempt is left running and your files are safe. "
           "Please try again in a minute; if it keeps happening, tell your hub admin.")
+_AFTER_REFUSED = ("Nothing of this attempt is left running and your files are safe. "
+                  "Trying again will not help: tell your hub admin, who can read the reason in the hub log.")
 
 
 def is_transient(status: int | None) -> bool:
@@ -47,10 +49,10 @@ def api_failure_message(action: str, status: int | None, reason: str | None = No
     """What the user reads when the Kubernetes API refused or failed ``action`` (e.g. "creating
     your server's pod") with ``status``, after any retries."""
     if is_transient(status):
-        what = f"the cluster's Kubernetes API kept failing ({status_text(status, reason)}) while {action}"
-    else:
-        what = f"the cluster's Kubernetes API refused {action} ({status_text(status, reason)})"
-    return f"Your server could not start because {what}. {_AFTER}"
+        return (f"Your server could not start because the cluster's Kubernetes API kept failing "
+                f"({status_text(status, reason)}) while {action}. {_AFTER}")
+    return (f"Your server could not start because the cluster's Kubernetes API refused {action} "
+            f"({status_text(status, reason)}). {_AFTER_REFUSED}")
 
 
 def api_timeout_message(action: str) -> str:

@@ -10,10 +10,16 @@ an apiserver gives when it, etcd or a proxy in front of it is briefly unwell:
   is left running (and holding its GPU) with no server on the hub;
 - a 5xx on the pod reflector's first list leaves a reflector that never started registered for
   the whole process: every later spawn gets it, never sees its pod ("does not have a uid!") and
-  fails, until the hub restarts.
+  fails, until the hub restarts;
+- a pod create the apiserver committed after the client gave up can land after the stop's
+  delete: the stop waits ``start_timeout`` for the pod to go and fails;
+- a spawn JupyterHub's ``start_timeout`` ends (a pod no node has room for) ends with an empty
+  message.
 
 The decisions (what is transient, the words) are :mod:`jhplatform.policy.api_errors`; this mixin
-applies them at KubeSpawner's request methods, its reflector start, and around ``_start``.
+applies them at KubeSpawner's request methods, its reflector start, and around ``_start`` and
+``stop``. A spawn still unfinished a second before ``start_timeout`` is ended here, with a
+message saying what it waited for.
 """
 
 from __future__ import annotations

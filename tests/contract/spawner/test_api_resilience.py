@@ -106,7 +106,8 @@ async def test_refusal_is_not_retried(cluster):
         await spawner.start()
     assert info.value.jupyterhub_message == (
         "Your server could not start because the cluster's Kubernetes API refused creating your server's pod "
-        f"(422 Unprocessable Entity). {AFTER}")
+        "(422 Unprocessable Entity). Nothing of this attempt is left running and your files are safe. "
+        "Trying again will not help: tell your hub admin, who can read the reason in the hub log.")
     assert creates(cluster, "pods") == [422]
 
 

@@ -57,7 +57,8 @@ def test_kept_failing_message():
 def test_refused_message():
     assert api_failure_message("creating your home volume", 422, "Unprocessable Entity") == (
         "Your server could not start because the cluster's Kubernetes API refused creating your home volume "
-        f"(422 Unprocessable Entity). {AFTER}")
+        "(422 Unprocessable Entity). Nothing of this attempt is left running and your files are safe. "
+        "Trying again will not help: tell your hub admin, who can read the reason in the hub log.")
 
 
 def test_timeout_message():
