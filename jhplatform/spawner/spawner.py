@@ -13,6 +13,9 @@ them into KubeSpawner's own extension points:
   configuration before overrides apply, so a profile chosen for one spawn never leaks into the
   next (KubeSpawner merges dict overrides in place).
 
+Under API faults (:class:`~jhplatform.spawner.resilience.ApiResilienceMixin`) 429/5xx answers
+are retried, broken watches restarted, and a spawn the API still fails ends with a message.
+
 Storage (home claims that are never lost, shared datasets, scratch, ``/dev/shm``) comes from
 :class:`~jhplatform.spawner.storage.StorageMixin`: its volumes are added inside
 ``get_pod_manifest`` before hardening, and its ``prepare_storage`` runs at the end of
@@ -35,6 +38,7 @@ from ..policy.security.harden import hints
 from .culling import CullingFactsMixin
 from .entitlements import EntitlementsMixin
 from .gpu import GpuQuotaMixin
+from .resilience import ApiResilienceMixin
 from .storage import StorageMixin
 
 log = logging.getLogger("jhplatform.spawner")
@@ -72,7 +76,7 @@ def _hook_chain(admin_hook):
     return platform_modify_pod_hook
 
 
-class PlatformSpawner(CullingFactsMixin, EntitlementsMixin, GpuQuotaMixin, StorageMixin, KubeSpawner):
+class PlatformSpawner(ApiResilienceMixin, CullingFactsMixin, EntitlementsMixin, GpuQuotaMixin, StorageMixin, KubeSpawner):
     """KubeSpawner with PSS "restricted" hardening that no profile, override, option or hook
     can weaken."""
 

@@ -21,6 +21,7 @@ from kubespawner import KubeSpawner
 from doubles import make_spawner
 from jhplatform.spawner import PlatformSpawner, SecurityPolicyRefusal
 from jhplatform.policy.security import restricted_violations
+from jhplatform.spawner.resilience import KubernetesApiFailure
 
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/enforce-version": "latest"}
 
@@ -105,10 +106,12 @@ async def test_warn_mode_starts_anyway(secure_ns, caplog):
         user="warned",
         config=config("PlatformSpawner", security_mode="warn", init_containers=[BLOCK_CLOUD_METADATA]),
     )
-    with pytest.raises(ApiException) as info:
+    with pytest.raises(KubernetesApiFailure) as info:
         await spawner.start()
-    # Warn mode sends the pod; the namespace's own enforcement is the backstop.
-    assert info.value.status == 403
+    # Warn mode sends the pod; the namespace's own enforcement is the backstop (and the user
+    # reads that the API refused the pod, the log the apiserver's reason).
+    assert info.value.__cause__.status == 403
+    assert "violates PodSecurity" in str(info.value)
     assert any("security_mode=warn" in r.getMessage() for r in caplog.records)
 
 
