@@ -2,8 +2,7 @@
 
 A real JupyterHub with PlatformSpawner (as jhub:hub, tests/hubrbac.py) on the session emulator
 (simulated kubelet), notebook servers answered by the loopback stub: the GPU hub of
-tests/contract/spawner/test_gpu_quota_hub.py (its profiles, config and metrics are imported from
-there), in an ``enforce=restricted`` namespace with an 8-GPU ResourceQuota, home volumes on and a
+tests/gpuhub.py (its profiles, config and metrics are imported from there), in an ``enforce=restricted`` namespace with an 8-GPU ResourceQuota, home volumes on and a
 Service per server (``services_enabled``), under z2jh's hub settings where they matter
 (``slow_spawn_timeout: 0``, z2jh-hub-loader.md step 3: a REST spawn answers 202 and the outcome is
 the progress stream's last event; ``startTimeout: 300``, "Other z2jh defaults"). Failures are not
@@ -17,7 +16,7 @@ from collections import deque
 
 import pytest
 
-from contract.spawner.test_gpu_quota_hub import GPU, NS, PROFILES, hub_config, metrics
+from gpuhub import GPU, NS, PROFILES, hub_config, metrics
 from hubrbac import HUB_NAMESPACE, HUB_SERVICE_ACCOUNT
 from hubstack import HubStack
 

@@ -35,7 +35,7 @@ import aiohttp
 import pytest
 
 from helpers import reliability_size, wait_for
-from contract.spawner.test_gpu_quota_hub import spawn_page
+from gpuhub import spawn_page
 from hubstack import spawn
 from jhplatform.devcluster.faults import Fault
 from jhplatform.devcluster.kubelet import Behaviour
