@@ -283,12 +283,23 @@ class Hub:
         return t.user + t.system
 
     async def json(self, method: str, path: str, body=None, session=None):
-        async with (session or self.session).request(method, self.stack.api + path, json=body) as r:
-            text = await r.text()
+        import aiohttp
+
+        # The proxy (node) closes keep-alive connections idle for 5 s; the client can pick one up
+        # in the same instant and read a reset. A GET or a stop's DELETE is safe to send again;
+        # a spawn's POST is measured and is never retried.
+        attempts = 3 if method in ("GET", "DELETE") else 1
+        for attempt in range(attempts):
             try:
-                return r.status, json.loads(text) if text else None
-            except ValueError:
-                return r.status, text
+                async with (session or self.session).request(method, self.stack.api + path, json=body) as r:
+                    text = await r.text()
+                    try:
+                        return r.status, json.loads(text) if text else None
+                    except ValueError:
+                        return r.status, text
+            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
+                if attempt == attempts - 1:
+                    raise
 
     async def progress_end(self, user: str) -> dict:
         """The last event of the user's spawn progress stream (ready, or failed with a message)."""
