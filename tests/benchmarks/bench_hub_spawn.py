@@ -282,13 +282,13 @@ class Hub:
         t = self.process.cpu_times()
         return t.user + t.system
 
-    async def json(self, method: str, path: str, body=None, session=None):
+    async def json(self, method: str, path: str, body=None, session=None, resend: bool = True):
         import aiohttp
 
         # The proxy (node) closes keep-alive connections idle for 5 s; the client can pick one up
         # in the same instant and read a reset. A GET or a stop's DELETE is safe to send again;
-        # a spawn's POST is measured and is never retried.
-        attempts = 3 if method in ("GET", "DELETE") else 1
+        # a spawn's POST and the probe's GET are measured and never sent again.
+        attempts = 3 if resend and method in ("GET", "DELETE") else 1
         for attempt in range(attempts):
             try:
                 async with (session or self.session).request(method, self.stack.api + path, json=body) as r:
@@ -424,7 +424,7 @@ async def probe(hub: Hub, stop: asyncio.Event, latencies: list[float], errors: l
     while not stop.is_set():
         t0 = time.perf_counter()
         try:
-            status, _ = await hub.json("GET", "/users/probe", session=hub.probe_session)
+            status, _ = await hub.json("GET", "/users/probe", session=hub.probe_session, resend=False)
             if status != 200:
                 errors.append(f"probe answered {status}")
         except Exception as e:  # a refused or broken request is a finding, not a crash
