@@ -25,10 +25,17 @@ help:
 	@echo "make reliability - the reliability suite at full size (make test runs it at CI size)"
 	@echo "make docs   - build the documentation into $(DOCS_BUILD)/html (warnings are errors)"
 
-$(VENV)/.installed: pyproject.toml | $(CURL_CONFIG) $(PG_CONFIG)
+# The hub's own packages at the versions z2jh 4.4.0's hub image pins (its requirements.txt), so
+# the suite and the demo run the hub the image runs; KubeSpawner and idle-culler are the two the
+# Dockerfile upgrades, so they come from pyproject.toml. tests/unit/test_hub_image_pins.py checks.
+HUB_IMAGE_REQUIREMENTS := tests/data/z2jh-4.4.0/hub-image-requirements.txt
+HUB_IMAGE_PINS := jupyterhub|oauthenticator|kubernetes-asyncio|tornado|sqlalchemy|alembic|traitlets|pycurl|aiohttp
+
+$(VENV)/.installed: pyproject.toml $(HUB_IMAGE_REQUIREMENTS) Makefile | $(CURL_CONFIG) $(PG_CONFIG)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test,demo]'
+	grep -iE '^($(HUB_IMAGE_PINS))==' $(HUB_IMAGE_REQUIREMENTS) > $(VENV)/hub-image-pins.txt
+	$(PY) -m pip install --quiet -c $(VENV)/hub-image-pins.txt -e '.[test,demo]'
 	touch $@
 
 # configurable-http-proxy from npm, at the version z2jh 4.4.0's proxy image runs.
